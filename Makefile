@@ -1,0 +1,35 @@
+# Thin wrapper over CMake for the README's commands.
+#   make demo  — install what is missing, build, run the main job
+#   make test  — install what is missing, build, run every test (then again under ASan+UBSan)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+SHARED ?= ../shared
+
+.PHONY: all deps build demo test test-fast test-asan clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: deps build
+	$(BUILD)/lowbit generate -m $(SHARED)/models/stories260K.gguf -n 256 --temp 0
+
+# The suite as CI runs it: warnings are errors, then once more under the sanitizers.
+test: deps
+	@$(MAKE) --no-print-directory test-fast BUILD=build-ci CMAKE_ARGS="-DLOWBIT_WERROR=ON"
+	@$(MAKE) --no-print-directory test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@$(MAKE) --no-print-directory test-fast BUILD=build-asan \
+	  CMAKE_ARGS="-DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+clean:
+	rm -rf build build-ci build-asan

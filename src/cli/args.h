@@ -1,0 +1,32 @@
+/* Option parsing shared by the subcommands: a table of options, --help generated from it,
+ * and errors that name the option and what it expected. */
+#ifndef LB_ARGS_H
+#define LB_ARGS_H
+
+#include <stdbool.h>
+
+typedef enum { OPT_FLAG, OPT_STRING, OPT_INT, OPT_FLOAT } lb_opt_kind;
+
+typedef struct {
+    const char *name;    /* long name without "--" */
+    char short_name;     /* 0 for none */
+    lb_opt_kind kind;
+    void *dest;          /* bool*, const char**, int*, float* */
+    const char *arg;     /* placeholder shown in help, e.g. "N" */
+    const char *help;
+} lb_opt;
+
+typedef struct {
+    const char *usage;       /* "lowbit generate -m MODEL [options]" */
+    const char *description; /* one paragraph */
+    const lb_opt *opts;
+    int n_opts;
+    int min_positional, max_positional;
+} lb_cmd_spec;
+
+/* Parses argv. Returns 0 to go on, 1 after printing --help (exit 0), -1 on a bad option
+ * (message printed, exit 1). Positional arguments are collected in order. */
+int lb_args_parse(const lb_cmd_spec *spec, int argc, char **argv, const char **positional,
+                  int *n_positional);
+
+#endif

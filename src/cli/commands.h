@@ -1,0 +1,13 @@
+/* Subcommands: each takes its own argv (argv[0] is the command name) and returns the exit
+ * status: 0 success, 1 bad input or failure (one line on stderr says why). */
+#ifndef LB_COMMANDS_H
+#define LB_COMMANDS_H
+
+#define LOWBIT_VERSION "0.1.0"
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/* lowbit: the command-line front. One file per subcommand; this one dispatches. */
+#include "cli/commands.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "show a model's architecture, sizes and tensors"},
+    {"generate", cmd_generate, "generate text from a prompt"},
+    {"synth", cmd_synth, "write a random-weight GGUF model of a real architecture and size"},
+    {"pull", cmd_pull, "download a model from the Hugging Face hub"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: lowbit COMMAND [options]   (lowbit COMMAND --help for its options)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lowbit %s\n", LOWBIT_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lowbit: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 1;
+}

@@ -1,0 +1,44 @@
+/* Whole-file access: read-only memory maps for model weights, whole reads for small files,
+ * and atomic writes (temporary name in the same directory, renamed when complete). */
+#ifndef LB_FILE_H
+#define LB_FILE_H
+
+#include "core/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    void *data;   /* NULL for an empty file */
+    size_t size;
+} lb_mapping;
+
+int lb_map_file(const char *path, lb_mapping *map, lb_error *err);
+void lb_unmap(lb_mapping *map);
+
+/* Reads a whole file and NUL-terminates it (the terminator is not counted in *len).
+ * Refuses files larger than max_bytes. */
+int lb_read_file(const char *path, size_t max_bytes, char **data, size_t *len, lb_error *err);
+
+bool lb_file_exists(const char *path);
+bool lb_is_dir(const char *path);
+
+/* Joins dir and name with one '/'; the result is malloc'd. */
+char *lb_path_join(const char *dir, const char *name);
+/* The directory part of path ("." when there is none); malloc'd. */
+char *lb_path_dir(const char *path);
+
+/* Atomic output: lb_atomic_open creates "<path>.tmp.<pid>" beside path; lb_atomic_commit
+ * flushes, fsyncs and renames it over path; lb_atomic_abort closes and removes it. */
+typedef struct {
+    FILE *fp;
+    char *path;
+    char *tmp_path;
+} lb_atomic_file;
+
+int lb_atomic_open(lb_atomic_file *f, const char *path, lb_error *err);
+int lb_atomic_commit(lb_atomic_file *f, lb_error *err);
+void lb_atomic_abort(lb_atomic_file *f);
+
+#endif

@@ -1,0 +1,126 @@
+/* Engine set-up, batch validation, scratch sizing and dispatch to the architecture's forward. */
+#include "model/engine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RoPE inverse frequencies, with Llama 3.1's scaling of the long wavelengths when configured. */
+static void rope_frequencies(const lb_config *c, float *freqs)
+{
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double f = pow((double)c->rope_theta, -2.0 * i / (double)c->head_dim);
+        if (c->rope_scaling_factor > 0 && c->rope_orig_ctx > 0) {
+            double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            double wavelen = 2.0 * M_PI / f;
+            double lo_wavelen = c->rope_orig_ctx / lo, hi_wavelen = c->rope_orig_ctx / hi;
+            if (wavelen > lo_wavelen) {
+                f /= c->rope_scaling_factor;
+            } else if (wavelen >= hi_wavelen && hi != lo) {
+                double smooth = (c->rope_orig_ctx / wavelen - lo) / (hi - lo);
+                f = (1.0 - smooth) * f / c->rope_scaling_factor + smooth * f;
+            }
+        }
+        freqs[i] = (float)f;
+    }
+}
+
+int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_engine **out,
+                     lb_error *err)
+{
+    *out = NULL;
+    const lb_config *c = &m->cfg;
+    if (n_ctx <= 0)
+        n_ctx = c->max_ctx;
+    if (n_ctx > c->max_ctx && c->arch == LB_ARCH_GPT2)
+        return lb_fail(err, "context %d is longer than the model's %d learned positions", n_ctx,
+                       c->max_ctx);
+    if (n_seq <= 0 || n_seq > 4096)
+        return lb_fail(err, "sequence slots must be 1..4096 (got %d)", n_seq);
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    double bytes = 2.0 * n_seq * (double)c->n_layers * n_ctx * (double)kv_dim * sizeof(float);
+    if (bytes > 64.0 * (1ull << 30))
+        return lb_fail(err, "a KV cache for %d sequences of %d tokens needs %.1f GiB; ask for a "
+                       "shorter context (--ctx)", n_seq, n_ctx, bytes / (1ull << 30));
+    lb_engine *e = lb_calloc(1, sizeof *e);
+    e->m = m;
+    e->n_ctx = n_ctx;
+    e->n_seq = n_seq;
+    e->kv_dim = (int)kv_dim;
+    size_t cache = (size_t)n_seq * (size_t)c->n_layers * (size_t)n_ctx * kv_dim;
+    e->k_cache = lb_calloc(cache, sizeof(float));
+    e->v_cache = lb_calloc(cache, sizeof(float));
+    e->rope_freqs = lb_calloc((size_t)c->head_dim / 2 + 1, sizeof(float));
+    rope_frequencies(c, e->rope_freqs);
+    e->pool = lb_pool_create(n_threads);
+    e->att_scores = lb_calloc((size_t)lb_pool_size(e->pool) * (size_t)n_ctx, sizeof(float));
+    *out = e;
+    return 0;
+}
+
+void lb_engine_free(lb_engine *e)
+{
+    if (!e)
+        return;
+    lb_pool_free(e->pool);
+    float *bufs[] = {e->k_cache, e->v_cache, e->rope_freqs, e->x, e->xb, e->xb2, e->q,
+                     e->k, e->v, e->att, e->hb, e->hb2, e->att_scores};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(e);
+}
+
+static void ensure_scratch(lb_engine *e, int n)
+{
+    if (n <= e->cap)
+        return;
+    const lb_config *c = &e->m->cfg;
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    size_t wide = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    size_t sn = (size_t)n;
+    e->x = lb_realloc(e->x, sn * c->dim * sizeof(float));
+    e->xb = lb_realloc(e->xb, sn * wide * sizeof(float));
+    e->xb2 = lb_realloc(e->xb2, sn * wide * sizeof(float));
+    e->q = lb_realloc(e->q, sn * qd * sizeof(float));
+    e->k = lb_realloc(e->k, sn * e->kv_dim * sizeof(float));
+    e->v = lb_realloc(e->v, sn * e->kv_dim * sizeof(float));
+    e->att = lb_realloc(e->att, sn * qd * sizeof(float));
+    e->hb = lb_realloc(e->hb, sn * c->hidden_dim * sizeof(float));
+    e->hb2 = lb_realloc(e->hb2, sn * c->hidden_dim * sizeof(float));
+    e->cap = n;
+}
+
+int lb_engine_forward(lb_engine *e, const lb_batch *b, float *logits, lb_error *err)
+{
+    const lb_config *c = &e->m->cfg;
+    if (b->n <= 0)
+        return lb_fail(err, "empty batch");
+    for (int t = 0; t < b->n; t++) {
+        if (b->token[t] < 0 || b->token[t] >= c->vocab_size)
+            return lb_fail(err, "token id %d is outside the vocabulary (0..%d)", b->token[t],
+                           c->vocab_size - 1);
+        if (b->pos[t] < 0 || b->pos[t] >= e->n_ctx)
+            return lb_fail(err, "position %d is outside the context of %d tokens", b->pos[t],
+                           e->n_ctx);
+        if (b->seq[t] < 0 || b->seq[t] >= e->n_seq)
+            return lb_fail(err, "sequence %d is outside the %d slots", b->seq[t], e->n_seq);
+    }
+    ensure_scratch(e, b->n);
+    if (c->arch == LB_ARCH_GPT2)
+        gpt2_forward(e, b, logits);
+    else
+        llama_forward(e, b, logits);
+    return 0;
+}
+
+int lb_engine_n_ctx(const lb_engine *e) { return e->n_ctx; }
+int lb_engine_n_seq(const lb_engine *e) { return e->n_seq; }
+const lb_model *lb_engine_model(const lb_engine *e) { return e->m; }
+lb_pool *lb_engine_pool(lb_engine *e) { return e->pool; }
+
+size_t lb_engine_kv_bytes(const lb_engine *e)
+{
+    return 2 * (size_t)e->n_seq * (size_t)e->m->cfg.n_layers * (size_t)e->n_ctx *
+           (size_t)e->kv_dim * sizeof(float);
+}

@@ -1,0 +1,48 @@
+/* The engine's state, shared by engine.c and the per-architecture forward passes. */
+#ifndef LB_ENGINE_INTERNAL_H
+#define LB_ENGINE_INTERNAL_H
+
+#include "model/engine.h"
+
+struct lb_engine {
+    const lb_model *m;
+    lb_pool *pool;
+    int n_ctx, n_seq;
+    int kv_dim;
+    float *k_cache, *v_cache;  /* [n_seq][n_layers][n_ctx][kv_dim] */
+    float *rope_freqs;         /* [head_dim / 2] */
+    /* Scratch for a batch of up to cap tokens. */
+    int cap;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    float *att_scores;         /* [threads][n_ctx] */
+};
+
+/* Rows of the KV cache for (sequence, layer). */
+static inline float *kv_row(const lb_engine *e, float *cache, int seq, int layer, int pos)
+{
+    size_t slot = ((size_t)seq * (size_t)e->m->cfg.n_layers + (size_t)layer) * (size_t)e->n_ctx;
+    return cache + (slot + (size_t)pos) * (size_t)e->kv_dim;
+}
+
+/* ops.c: building blocks over n rows of width dim. */
+void op_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps);
+void op_layernorm(float *out, const float *x, const float *w, const float *b, int n, int dim,
+                  float eps);
+void op_add_bias(float *x, const float *b, int n, int dim);
+void op_add(float *x, const float *y, size_t count);
+void op_rope(const lb_engine *e, float *vecs, int n_heads, const lb_batch *b);
+void op_swiglu(float *gate, const float *up, size_t count);
+void op_gelu(float *x, size_t count);
+/* Writes this layer's k, v rows into the cache, then attention for every token and head. */
+void op_attention(lb_engine *e, int layer, const lb_batch *b);
+/* Final norm and output head for the tokens that want logits. */
+void op_logits(lb_engine *e, const lb_batch *b, float *logits);
+/* Linear layer with optional bias. */
+void op_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
+               float *y);
+
+/* llama.c, gpt2.c */
+void llama_forward(lb_engine *e, const lb_batch *b, float *logits);
+void gpt2_forward(lb_engine *e, const lb_batch *b, float *logits);
+
+#endif

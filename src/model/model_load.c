@@ -1,0 +1,33 @@
+/* Chooses a loader by looking at the path: a directory is a Hugging Face checkpoint, a file
+ * starting with "GGUF" is GGUF, anything else is tried as a llama2.c checkpoint. */
+#include "core/file.h"
+#include "io/loaders.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err)
+{
+    *out = NULL;
+    if (lb_is_dir(path))
+        return lb_load_hf_dir(path, out, err);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return lb_fail(err, "%s: cannot open model file", path);
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, fp);
+    fclose(fp);
+    if (n == 4 && memcmp(magic, "GGUF", 4) == 0)
+        return lb_load_gguf(path, out, err);
+    const char *dot = strrchr(path, '.');
+    if (dot && strcmp(dot, ".gguf") == 0)
+        return lb_fail(err, "%s: offset 0: not a GGUF file (magic is not \"GGUF\")", path);
+    if (dot && strcmp(dot, ".safetensors") == 0) {
+        char *dir = lb_path_dir(path);
+        int rc = lb_load_hf_dir(dir, out, err);
+        free(dir);
+        return rc;
+    }
+    return lb_load_llama2c(path, opts ? opts->tokenizer_path : NULL, out, err);
+}

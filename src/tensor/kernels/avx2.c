@@ -1,0 +1,153 @@
+/* AVX2 + FMA + F16C kernels, compiled for those instructions per function so the rest of the
+ * program stays portable; tensor.c installs them only when the CPU reports the features. */
+#include "tensor/kernels/kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+AVX2 static float dot_f32(const void *row, const float *x, int64_t n)
+{
+    const float *w = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
+{
+    const uint16_t *w = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8)));
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        s += _cvtsh_ss(w[i]) * x[i];
+    return s;
+}
+
+AVX2 static float dot_bf16(const void *row, const float *x, int64_t n)
+{
+    const uint16_t *w = row;
+    __m256 a0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i wi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + i)));
+        __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(wi, 16));
+        a0 = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), a0);
+    }
+    float s = hsum(a0);
+    for (; i < n; i++) {
+        uint32_t bits = (uint32_t)w[i] << 16;
+        float f;
+        __builtin_memcpy(&f, &bits, 4);
+        s += f * x[i];
+    }
+    return s;
+}
+
+AVX2 static inline __m256 i8x8_to_ps(const int8_t *q)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+}
+
+AVX2 static float dot_q8_0(const void *row, const float *x, int64_t n)
+{
+    const lb_block_q8_0 *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / LB_QK; i++, x += LB_QK) {
+        __m256 s = _mm256_mul_ps(i8x8_to_ps(b[i].qs), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(i8x8_to_ps(b[i].qs + 8), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(b[i].qs + 16), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(b[i].qs + 24), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
+    }
+    return hsum(acc);
+}
+
+/* Unpacks 16 packed nibbles into two groups of 8 low nibbles and 8 high ones... as 4 × 8 floats:
+ * elements 0–15 come from the low nibbles, 16–31 from the high ones. */
+AVX2 static inline void nibbles_to_ps(const uint8_t *qs, __m256 out[4])
+{
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m128i mask = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(raw, mask);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+AVX2 static float dot_q4_0(const void *row, const float *x, int64_t n)
+{
+    const lb_block_q4_0 *b = row;
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / LB_QK; i++, x += LB_QK) {
+        __m256 q[4];
+        nibbles_to_ps(b[i].qs, q);
+        __m256 s = _mm256_mul_ps(_mm256_sub_ps(q[0], eight), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(_mm256_sub_ps(q[1], eight), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(_mm256_sub_ps(q[2], eight), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(_mm256_sub_ps(q[3], eight), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
+    }
+    return hsum(acc);
+}
+
+AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
+{
+    const lb_block_q4_1 *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / LB_QK; i++, x += LB_QK) {
+        __m256 q[4];
+        nibbles_to_ps(b[i].qs, q);
+        __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+        __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+        __m256 s = _mm256_mul_ps(q[0], x0);
+        s = _mm256_fmadd_ps(q[1], x1, s);
+        s = _mm256_fmadd_ps(q[2], x2, s);
+        s = _mm256_fmadd_ps(q[3], x3, s);
+        __m256 xs = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].m)), xs, acc);
+    }
+    return hsum(acc);
+}
+
+static const lb_kernel_set avx2_set = {
+    "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+};
+const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
+
+#else
+const lb_kernel_set *const lb_kernels_avx2 = 0;
+#endif

@@ -1,0 +1,12 @@
+/* Y = X · Wᵀ for a weight W[out][in] of any type and fp32 activations X[n][in]:
+ * Y[t][j] = dot(W row j, X row t). Rows of W are split across the pool's threads, and each
+ * row is read once for all n tokens. */
+#ifndef LB_MATMUL_H
+#define LB_MATMUL_H
+
+#include "core/threadpool.h"
+#include "tensor/tensor.h"
+
+void lb_matmul(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y);
+
+#endif

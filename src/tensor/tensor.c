@@ -1,0 +1,288 @@
+/* The type-traits table, format conversions, and start-up kernel dispatch. */
+#include "tensor/tensor.h"
+#include "tensor/kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- fp16 / bf16 ---------------------------------------------------------------------- */
+
+float lb_fp16_to_fp32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {   /* subnormal: renormalize */
+            int e = -1;
+            do {
+                e++;
+                mant <<= 1;
+            } while (!(mant & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t lb_fp32_to_fp16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7fffffff;
+    if (absx >= 0x7f800000)   /* inf or nan */
+        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000 ? 0x200 : 0));
+    if (absx >= 0x477ff000)   /* rounds to >= 65520: overflow to inf */
+        return (uint16_t)(sign | 0x7c00);
+    if (absx < 0x38800000) {  /* below the smallest normal half: subnormal or zero */
+        float a;
+        memcpy(&a, &absx, 4);
+        /* Adding 0.5 shifts the value's bits so the FPU rounds at 2^-24 (nearest-even). */
+        float r = a + 0.5f;
+        uint32_t rb;
+        memcpy(&rb, &r, 4);
+        return (uint16_t)(sign | (rb - 0x3f000000));
+    }
+    uint32_t mant_odd = (absx >> 13) & 1;
+    absx += 0xc8000fff + mant_odd;   /* rebias exponent (-112 << 23) and round to nearest even */
+    return (uint16_t)(sign | (absx >> 13));
+}
+
+float lb_bf16_to_fp32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t lb_fp32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)((x >> 16) | 0x40);   /* keep NaN a NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+/* ---- conversions per type ------------------------------------------------------------- */
+
+static void f32_to_float(const void *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+static void f32_from_float(const float *src, void *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+
+static void f16_to_float(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = lb_fp16_to_fp32(s[i]);
+}
+
+static void f16_from_float(const float *src, void *dst, int64_t n)
+{
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = lb_fp32_to_fp16(src[i]);
+}
+
+static void bf16_to_float(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = lb_bf16_to_fp32(s[i]);
+}
+
+static void bf16_from_float(const float *src, void *dst, int64_t n)
+{
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = lb_fp32_to_bf16(src[i]);
+}
+
+static void q8_0_to_float(const void *src, float *dst, int64_t n)
+{
+    const lb_block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        float d = lb_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < LB_QK; j++)
+            dst[i * LB_QK + j] = d * (float)b[i].qs[j];
+    }
+}
+
+static void q8_0_from_float(const float *src, void *dst, int64_t n)
+{
+    lb_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        const float *x = src + i * LB_QK;
+        float amax = 0;
+        for (int j = 0; j < LB_QK; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = lb_fp32_to_fp16(d);
+        for (int j = 0; j < LB_QK; j++)
+            b[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+static void q4_0_to_float(const void *src, float *dst, int64_t n)
+{
+    const lb_block_q4_0 *b = src;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        float d = lb_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < LB_QK / 2; j++) {
+            dst[i * LB_QK + j] = d * (float)((b[i].qs[j] & 0x0f) - 8);
+            dst[i * LB_QK + j + LB_QK / 2] = d * (float)((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+/* Q4_0 maps the value of largest magnitude to -8, so the scale is signed (as ggml does). */
+static void q4_0_from_float(const float *src, void *dst, int64_t n)
+{
+    lb_block_q4_0 *b = dst;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        const float *x = src + i * LB_QK;
+        float amax = 0, max = 0;
+        for (int j = 0; j < LB_QK; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = lb_fp32_to_fp16(d);
+        for (int j = 0; j < LB_QK / 2; j++) {
+            int lo = (int)fminf(15.0f, floorf(x[j] * id + 8.5f));
+            int hi = (int)fminf(15.0f, floorf(x[j + LB_QK / 2] * id + 8.5f));
+            b[i].qs[j] = (uint8_t)(lo | (hi << 4));
+        }
+    }
+}
+
+static void q4_1_to_float(const void *src, float *dst, int64_t n)
+{
+    const lb_block_q4_1 *b = src;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        float d = lb_fp16_to_fp32(b[i].d), m = lb_fp16_to_fp32(b[i].m);
+        for (int j = 0; j < LB_QK / 2; j++) {
+            dst[i * LB_QK + j] = d * (float)(b[i].qs[j] & 0x0f) + m;
+            dst[i * LB_QK + j + LB_QK / 2] = d * (float)(b[i].qs[j] >> 4) + m;
+        }
+    }
+}
+
+static void q4_1_from_float(const float *src, void *dst, int64_t n)
+{
+    lb_block_q4_1 *b = dst;
+    for (int64_t i = 0; i < n / LB_QK; i++) {
+        const float *x = src + i * LB_QK;
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < LB_QK; j++) {
+            lo = fminf(lo, x[j]);
+            hi = fmaxf(hi, x[j]);
+        }
+        float d = (hi - lo) / 15.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = lb_fp32_to_fp16(d);
+        b[i].m = lb_fp32_to_fp16(lo);
+        for (int j = 0; j < LB_QK / 2; j++) {
+            int q0 = (int)fminf(15.0f, floorf((x[j] - lo) * id + 0.5f));
+            int q1 = (int)fminf(15.0f, floorf((x[j + LB_QK / 2] - lo) * id + 0.5f));
+            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+static lb_type_traits g_traits[LB_TYPE_COUNT] = {
+    [LB_TYPE_F32] = {"F32", 1, 4, false, f32_to_float, f32_from_float, NULL},
+    [LB_TYPE_F16] = {"F16", 1, 2, false, f16_to_float, f16_from_float, NULL},
+    [LB_TYPE_BF16] = {"BF16", 1, 2, false, bf16_to_float, bf16_from_float, NULL},
+    [LB_TYPE_Q8_0] = {"Q8_0", LB_QK, sizeof(lb_block_q8_0), true, q8_0_to_float, q8_0_from_float, NULL},
+    [LB_TYPE_Q4_0] = {"Q4_0", LB_QK, sizeof(lb_block_q4_0), true, q4_0_to_float, q4_0_from_float, NULL},
+    [LB_TYPE_Q4_1] = {"Q4_1", LB_QK, sizeof(lb_block_q4_1), true, q4_1_to_float, q4_1_from_float, NULL},
+};
+
+static const lb_kernel_set *g_kernels;
+
+static void install(const lb_kernel_set *k)
+{
+    g_kernels = k;
+    g_traits[LB_TYPE_F32].dot = k->dot_f32;
+    g_traits[LB_TYPE_F16].dot = k->dot_f16;
+    g_traits[LB_TYPE_BF16].dot = k->dot_bf16;
+    g_traits[LB_TYPE_Q8_0].dot = k->dot_q8_0;
+    g_traits[LB_TYPE_Q4_0].dot = k->dot_q4_0;
+    g_traits[LB_TYPE_Q4_1].dot = k->dot_q4_1;
+}
+
+void lb_kernels_init(void)
+{
+    if (g_kernels)
+        return;
+    const char *force = getenv("LOWBIT_KERNELS");
+    bool scalar_only = force && strcmp(force, "scalar") == 0;
+    __builtin_cpu_init();
+    if (!scalar_only && lb_kernels_avx2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        install(lb_kernels_avx2);
+    else
+        install(&lb_kernels_scalar);
+}
+
+const char *lb_kernels_name(void)
+{
+    lb_kernels_init();
+    return g_kernels->name;
+}
+
+const lb_type_traits *lb_type_traits_of(int type)
+{
+    if (type < 0 || type >= LB_TYPE_COUNT || !g_traits[type].name)
+        return NULL;
+    lb_kernels_init();
+    return &g_traits[type];
+}
+
+const char *lb_type_name(int type)
+{
+    const lb_type_traits *tr = lb_type_traits_of(type);
+    return tr ? tr->name : "unknown";
+}
+
+size_t lb_row_bytes(lb_type type, int64_t n)
+{
+    const lb_type_traits *tr = lb_type_traits_of(type);
+    if (!tr || n < 0 || n % tr->block_size)
+        return 0;
+    return (size_t)(n / tr->block_size) * tr->block_bytes;
+}
+
+int64_t lb_tensor_nelements(const lb_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < LB_MAX_DIMS; i++)
+        n *= t->ne[i];
+    return n;
+}
+
+void lb_tensor_get_row(const lb_tensor *t, int64_t r, float *dst)
+{
+    const lb_type_traits *tr = lb_type_traits_of(t->type);
+    size_t rb = lb_row_bytes(t->type, t->ne[0]);
+    tr->to_float((const char *)t->data + (size_t)r * rb, dst, t->ne[0]);
+}
+
+float lb_dot_f32(const float *a, const float *b, int64_t n)
+{
+    lb_kernels_init();
+    return g_kernels->dot_f32(a, b, n);
+}

@@ -1,0 +1,81 @@
+/* Tensors and the type-traits table.
+ *
+ * A tensor is a name, a type, a shape and a pointer to its data (usually inside a memory-mapped
+ * file). Shapes follow GGUF/ggml order: ne[0] is the innermost, contiguous dimension, so a
+ * linear layer's weight W[out][in] has ne[0] = in and ne[1] = out.
+ *
+ * Type ids are GGUF's, so a GGUF tensor's type maps directly. Each type has one row in the
+ * traits table (tensor.c): block size, bytes per block, and its kernels. Adding a format means
+ * adding a row and its kernels, nothing else. */
+#ifndef LB_TENSOR_H
+#define LB_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LB_TYPE_F32 = 0,
+    LB_TYPE_F16 = 1,
+    LB_TYPE_Q4_0 = 2,
+    LB_TYPE_Q4_1 = 3,
+    LB_TYPE_Q8_0 = 8,
+    LB_TYPE_BF16 = 30,
+    LB_TYPE_COUNT = 64   /* table size; ids without a row are unsupported */
+} lb_type;
+
+/* Dot product of one weight row (n elements of the row's type) with an fp32 vector. */
+typedef float (*lb_dot_fn)(const void *row, const float *x, int64_t n);
+/* Expands n elements (a multiple of the block size) to fp32. */
+typedef void (*lb_to_float_fn)(const void *src, float *dst, int64_t n);
+/* Quantizes n fp32 values (a multiple of the block size) into the type's blocks. */
+typedef void (*lb_from_float_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct {
+    const char *name;
+    int block_size;        /* elements per block */
+    size_t block_bytes;    /* bytes per block */
+    bool quantized;
+    lb_to_float_fn to_float;
+    lb_from_float_fn from_float;
+    lb_dot_fn dot;         /* chosen at start-up: scalar, AVX2 … */
+} lb_type_traits;
+
+/* NULL when the id has no row (unknown or unsupported type). */
+const lb_type_traits *lb_type_traits_of(int type);
+const char *lb_type_name(int type);
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size. */
+size_t lb_row_bytes(lb_type type, int64_t n);
+
+#define LB_MAX_DIMS 4
+#define LB_MAX_NAME 128
+
+typedef struct {
+    char name[LB_MAX_NAME];
+    lb_type type;
+    int n_dims;
+    int64_t ne[LB_MAX_DIMS];   /* unused dimensions are 1 */
+    void *data;
+    size_t nbytes;
+} lb_tensor;
+
+int64_t lb_tensor_nelements(const lb_tensor *t);
+/* Reads element-row r (a row of ne[0] values) as fp32 into dst. */
+void lb_tensor_get_row(const lb_tensor *t, int64_t r, float *dst);
+
+/* fp16 / bf16 conversion (portable; exact round-to-nearest-even). */
+float lb_fp16_to_fp32(uint16_t h);
+uint16_t lb_fp32_to_fp16(float f);
+float lb_bf16_to_fp32(uint16_t h);
+uint16_t lb_fp32_to_bf16(float f);
+
+/* Picks the fastest kernels this CPU supports; called once at start-up (idempotent).
+ * LOWBIT_KERNELS=scalar in the environment forces the portable ones. */
+void lb_kernels_init(void);
+/* "avx2" or "scalar": the kernels in use. */
+const char *lb_kernels_name(void);
+
+/* Plain fp32 dot product through the dispatched kernel. */
+float lb_dot_f32(const float *a, const float *b, int64_t n);
+
+#endif
