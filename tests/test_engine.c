@@ -1,0 +1,157 @@
+/* The batched forward pass: one batch of many positions, many sequences at once, and one token
+ * at a time must all give the same logits; thread counts must not change results; bad batches
+ * are refused. Uses the real stories260K model. */
+#include "check.h"
+#include "model/engine.h"
+
+#include <math.h>
+#include <string.h>
+
+static float max_abs_diff(const float *a, const float *b, int n)
+{
+    float m = 0;
+    for (int i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+
+/* Logits for every position of tokens, fed one at a time into slot seq. */
+static void one_by_one(lb_engine *e, int seq, const int *tokens, int n, float *out, int vocab)
+{
+    lb_error err;
+    for (int i = 0; i < n; i++) {
+        lb_batch b = {1, &tokens[i], &i, &seq, NULL};
+        CHECK(lb_engine_forward(e, &b, out + (size_t)i * vocab, &err) == 0, "%s", err.msg);
+    }
+}
+
+int main(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", test_env("LOWBIT_SHARED"));
+    lb_error err;
+    lb_model *m;
+    if (lb_model_load(path, NULL, &m, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    int vocab = m->cfg.vocab_size;
+    const char *text = "Once upon a time, there was a little dog named Max. He liked to run.";
+    int *tok, n;
+    CHECK(tok_encode(m->tok, text, strlen(text), true, &tok, &n, &err) == 0, "%s", err.msg);
+    CHECK(n > 10, "only %d tokens", n);
+
+    lb_engine *e1, *e2;
+    CHECK(lb_engine_create(m, 128, 3, 1, &e1, &err) == 0, "%s", err.msg);
+    CHECK(lb_engine_create(m, 128, 3, 2, &e2, &err) == 0, "%s", err.msg);
+
+    /* Reference: one token at a time, one thread. */
+    float *ref = malloc((size_t)n * vocab * sizeof(float));
+    one_by_one(e1, 0, tok, n, ref, vocab);
+
+    /* The whole prompt as one batch with logits everywhere, two threads. */
+    int *pos = malloc((size_t)n * sizeof(int)), *seq = malloc((size_t)n * sizeof(int));
+    bool *want = malloc((size_t)n * sizeof(bool));
+    for (int i = 0; i < n; i++) {
+        pos[i] = i;
+        seq[i] = 1;
+        want[i] = true;
+    }
+    float *batch = malloc((size_t)n * vocab * sizeof(float));
+    lb_batch b = {n, tok, pos, seq, want};
+    CHECK(lb_engine_forward(e2, &b, batch, &err) == 0, "%s", err.msg);
+    float d = max_abs_diff(ref, batch, n * vocab);
+    CHECK(d < 1e-4f, "batched prefill differs from one-by-one by %g", d);
+
+    /* Without want_logits only the last token's row is written. */
+    float *last = malloc((size_t)vocab * sizeof(float));
+    b.want_logits = NULL;
+    b.seq = seq;
+    for (int i = 0; i < n; i++)
+        seq[i] = 2;
+    CHECK(lb_engine_forward(e2, &b, last, &err) == 0, "%s", err.msg);
+    d = max_abs_diff(ref + (size_t)(n - 1) * vocab, last, vocab);
+    CHECK(d < 1e-4f, "last-token logits differ by %g", d);
+
+    /* Same threads count, same order of operations: bit-identical. */
+    float *again = malloc((size_t)n * vocab * sizeof(float));
+    lb_engine *e1b;
+    CHECK(lb_engine_create(m, 128, 1, 2, &e1b, &err) == 0, "%s", err.msg);
+    one_by_one(e1b, 0, tok, n, again, vocab);
+    CHECK(memcmp(ref, again, (size_t)n * vocab * sizeof(float)) == 0,
+          "one and two threads give different logits");
+
+    /* Two sequences interleaved in one batch: positions 0..k of seq 0 and of seq 1 (with a
+     * different prompt) must each match their own one-by-one run. */
+    const char *text2 = "The sun was hot. Tom and Sue went to the beach";
+    int *tok2, n2;
+    CHECK(tok_encode(m->tok, text2, strlen(text2), true, &tok2, &n2, &err) == 0, "%s", err.msg);
+    float *ref2 = malloc((size_t)n2 * vocab * sizeof(float));
+    lb_engine *e3;
+    CHECK(lb_engine_create(m, 128, 2, 2, &e3, &err) == 0, "%s", err.msg);
+    one_by_one(e3, 1, tok2, n2, ref2, vocab);   /* slot 1 of e3, overwritten below */
+    int k = n < n2 ? n : n2;
+    int *mt = malloc(2 * (size_t)k * sizeof(int)), *mp = malloc(2 * (size_t)k * sizeof(int));
+    int *ms = malloc(2 * (size_t)k * sizeof(int));
+    bool *mw = malloc(2 * (size_t)k * sizeof(bool));
+    for (int i = 0; i < k; i++) {
+        mt[2 * i] = tok[i], mp[2 * i] = i, ms[2 * i] = 0, mw[2 * i] = true;
+        mt[2 * i + 1] = tok2[i], mp[2 * i + 1] = i, ms[2 * i + 1] = 1, mw[2 * i + 1] = true;
+    }
+    float *mixed = malloc(2 * (size_t)k * vocab * sizeof(float));
+    lb_batch mb = {2 * k, mt, mp, ms, mw};
+    CHECK(lb_engine_forward(e3, &mb, mixed, &err) == 0, "%s", err.msg);
+    float d0 = 0, d1 = 0;
+    for (int i = 0; i < k; i++) {
+        d0 = fmaxf(d0, max_abs_diff(mixed + (size_t)(2 * i) * vocab, ref + (size_t)i * vocab, vocab));
+        d1 = fmaxf(d1, max_abs_diff(mixed + (size_t)(2 * i + 1) * vocab, ref2 + (size_t)i * vocab, vocab));
+    }
+    CHECK(d0 < 1e-4f && d1 < 1e-4f, "interleaved sequences differ by %g / %g", d0, d1);
+
+    /* Then decode one more token for both sequences in one batch of two. */
+    int nt[2] = {tok[k - 1], tok2[k - 1]}, np[2] = {k, k}, ns[2] = {0, 1};
+    bool nw[2] = {true, true};
+    float two[2 * 512];
+    lb_batch db = {2, nt, np, ns, nw};
+    CHECK(vocab <= 512, "vocab %d", vocab);
+    CHECK(lb_engine_forward(e3, &db, two, &err) == 0, "%s", err.msg);
+    CHECK(isfinite(two[0]) && isfinite(two[vocab]), "non-finite logits");
+
+    /* Bad batches are refused with a message, and change nothing. */
+    int bad_tok = vocab, zero = 0, far = 128, slot = 3;
+    lb_batch bad1 = {1, &bad_tok, &zero, &zero, NULL};
+    CHECK(lb_engine_forward(e1, &bad1, last, &err) != 0 && strstr(err.msg, "vocabulary"),
+          "token %d accepted: %s", bad_tok, err.msg);
+    lb_batch bad2 = {1, &tok[0], &far, &zero, NULL};
+    CHECK(lb_engine_forward(e1, &bad2, last, &err) != 0 && strstr(err.msg, "context"),
+          "position 128 accepted: %s", err.msg);
+    lb_batch bad3 = {1, &tok[0], &zero, &slot, NULL};
+    CHECK(lb_engine_forward(e1, &bad3, last, &err) != 0 && strstr(err.msg, "slots"),
+          "slot 3 accepted: %s", err.msg);
+    lb_engine *none;
+    CHECK(lb_engine_create(m, 128, 0, 1, &none, &err) != 0, "0 slots accepted");
+    CHECK(lb_engine_create(m, 1 << 30, 64, 1, &none, &err) != 0 && strstr(err.msg, "GiB"),
+          "absurd KV cache accepted: %s", err.msg);
+
+    lb_engine_free(e1);
+    lb_engine_free(e1b);
+    lb_engine_free(e2);
+    lb_engine_free(e3);
+    free(tok);
+    free(tok2);
+    free(ref);
+    free(ref2);
+    free(batch);
+    free(last);
+    free(again);
+    free(pos);
+    free(seq);
+    free(want);
+    free(mt);
+    free(mp);
+    free(ms);
+    free(mw);
+    free(mixed);
+    lb_model_free(m);
+    return check_finish("test_engine");
+}

@@ -1,0 +1,141 @@
+/* Kernels and formats: every dispatched kernel agrees with the portable one and with a double-
+ * precision dot over the dequantized row; fp16/bf16 conversions are exact; quantization keeps
+ * its error within the format's step. */
+#include "check.h"
+#include "core/rng.h"
+#include "tensor/kernels/kernels.h"
+#include "tensor/tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+static const int TYPES[] = {LB_TYPE_F32, LB_TYPE_F16, LB_TYPE_BF16, LB_TYPE_Q8_0, LB_TYPE_Q4_0,
+                            LB_TYPE_Q4_1};
+
+static lb_dot_fn kernel_for(const lb_kernel_set *k, int type)
+{
+    switch (type) {
+    case LB_TYPE_F32: return k->dot_f32;
+    case LB_TYPE_F16: return k->dot_f16;
+    case LB_TYPE_BF16: return k->dot_bf16;
+    case LB_TYPE_Q8_0: return k->dot_q8_0;
+    case LB_TYPE_Q4_0: return k->dot_q4_0;
+    default: return k->dot_q4_1;
+    }
+}
+
+static void test_dot_kernels(void)
+{
+    lb_rng rng;
+    lb_rng_seed(&rng, 42);
+    const int lens[] = {32, 64, 96, 288, 768, 2048, 4096};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int n = lens[li];
+        float *w = malloc((size_t)n * sizeof(float)), *x = malloc((size_t)n * sizeof(float));
+        float *deq = malloc((size_t)n * sizeof(float));
+        for (int i = 0; i < n; i++) {
+            w[i] = lb_rng_normal(&rng) * 0.5f;
+            x[i] = lb_rng_normal(&rng);
+        }
+        for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+            const lb_type_traits *tr = lb_type_traits_of(TYPES[ti]);
+            void *row = malloc(lb_row_bytes(TYPES[ti], n));
+            tr->from_float(w, row, n);
+            tr->to_float(row, deq, n);
+            double exact = 0, mag = 0;
+            for (int i = 0; i < n; i++) {
+                exact += (double)deq[i] * x[i];
+                mag += fabs((double)deq[i] * x[i]);
+            }
+            double tol = 1e-5 * mag + 1e-6;
+            float s = kernel_for(&lb_kernels_scalar, TYPES[ti])(row, x, n);
+            CHECK(fabs(s - exact) <= tol, "scalar %s n=%d: %g vs %g", tr->name, n, s, exact);
+            if (lb_kernels_avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                __builtin_cpu_supports("f16c")) {
+                float a = kernel_for(lb_kernels_avx2, TYPES[ti])(row, x, n);
+                CHECK(fabs(a - exact) <= tol, "avx2 %s n=%d: %g vs %g", tr->name, n, a, exact);
+            }
+            /* The installed kernel is one of the two. */
+            float d = tr->dot(row, x, n);
+            CHECK(fabs(d - exact) <= tol, "dispatched %s n=%d", tr->name, n);
+            /* Quantization error stays within half a step of the block's scale; Q4_0 puts the
+             * largest magnitude at -8 steps, so the other sign clamps at +7 (up to a full step). */
+            if (tr->quantized) {
+                for (int b = 0; b < n / 32; b++) {
+                    float amax = 0, lo = w[b * 32], hi = w[b * 32];
+                    for (int j = 0; j < 32; j++) {
+                        amax = fmaxf(amax, fabsf(w[b * 32 + j]));
+                        lo = fminf(lo, w[b * 32 + j]);
+                        hi = fmaxf(hi, w[b * 32 + j]);
+                    }
+                    float step = TYPES[ti] == LB_TYPE_Q8_0 ? amax / 127 : TYPES[ti] == LB_TYPE_Q4_0 ? amax / 8 : (hi - lo) / 15;
+                    float allowed = TYPES[ti] == LB_TYPE_Q4_0 ? step : step * 0.5f;
+                    for (int j = 0; j < 32; j++) {
+                        float e = fabsf(deq[b * 32 + j] - w[b * 32 + j]);
+                        /* half a step, plus the fp16 rounding of the scale across the range */
+                        CHECK(e <= allowed + amax * 2e-3f + 1e-6f, "%s error %g > step %g",
+                              tr->name, e, step);
+                    }
+                }
+            }
+            free(row);
+        }
+        free(w);
+        free(x);
+        free(deq);
+    }
+}
+
+static void test_half_conversions(void)
+{
+    /* Every half converts to float and back to itself (NaNs stay NaN). */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = lb_fp16_to_fp32((uint16_t)h);
+        uint16_t back = lb_fp32_to_fp16(f);
+        if (isnan(f) ? !isnan(lb_fp16_to_fp32(back)) : back != h)
+            bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(lb_fp16_to_fp32(0x3c00) == 1.0f && lb_fp16_to_fp32(0xc000) == -2.0f, "1.0 / -2.0");
+    CHECK(lb_fp16_to_fp32(0x0001) == ldexpf(1, -24), "smallest subnormal");
+    CHECK(lb_fp32_to_fp16(65520.0f) == 0x7c00 && lb_fp32_to_fp16(65519.0f) == 0x7bff, "overflow edge");
+    /* Round to nearest even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10. */
+    CHECK(lb_fp32_to_fp16(1.0f + ldexpf(1, -11)) == 0x3c00, "tie rounds to even");
+    CHECK(lb_fp32_to_fp16(1.0f + 3 * ldexpf(1, -11)) == 0x3c02, "tie rounds to even (up)");
+    /* Random floats against the rounding rule: the result is the nearest half. */
+    lb_rng rng;
+    lb_rng_seed(&rng, 1);
+    for (int i = 0; i < 100000; i++) {
+        float f = lb_rng_normal(&rng) * ldexpf(1, (int)(lb_rng_next(&rng) % 40) - 25);
+        uint16_t h = lb_fp32_to_fp16(f);
+        float r = lb_fp16_to_fp32(h);
+        float up = lb_fp16_to_fp32((uint16_t)(h + 1)), down = h & 0x7fff ? lb_fp16_to_fp32((uint16_t)(h - 1)) : r;
+        if (isinf(r))
+            continue;
+        CHECK(fabsf(f - r) <= fabsf(f - up) && fabsf(f - r) <= fabsf(f - down), "%g -> %g", f, r);
+    }
+    /* bf16: truncation with round-to-nearest-even. */
+    CHECK(lb_bf16_to_fp32(lb_fp32_to_bf16(1.5f)) == 1.5f, "bf16 1.5");
+    CHECK(lb_fp32_to_bf16(1.0f + ldexpf(1, -8)) == 0x3f80, "bf16 tie to even");
+    CHECK(isnan(lb_bf16_to_fp32(lb_fp32_to_bf16(NAN))), "bf16 NaN");
+}
+
+static void test_traits(void)
+{
+    CHECK(lb_type_traits_of(13) == NULL, "Q5_K should be unsupported");
+    CHECK(lb_type_traits_of(-1) == NULL && lb_type_traits_of(1000) == NULL, "out of range ids");
+    CHECK(lb_row_bytes(LB_TYPE_Q4_0, 64) == 36 && lb_row_bytes(LB_TYPE_Q4_0, 65) == 0, "row bytes");
+    CHECK(lb_row_bytes(LB_TYPE_Q8_0, 32) == 34 && lb_row_bytes(LB_TYPE_Q4_1, 32) == 20, "block bytes");
+    CHECK(strcmp(lb_type_name(LB_TYPE_BF16), "BF16") == 0, "names");
+}
+
+int main(void)
+{
+    lb_kernels_init();
+    printf("kernels in use: %s\n", lb_kernels_name());
+    test_traits();
+    test_half_conversions();
+    test_dot_kernels();
+    return check_finish("test_kernels");
+}
