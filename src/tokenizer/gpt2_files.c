@@ -34,9 +34,10 @@ static int load_vocab(const char *path, lb_tokenizer **out, lb_error *err)
     json_object_foreach(root, piece, val) {
         json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
         if (id < 0 || id >= MAX_VOCAB_TOKENS) {
+            lb_fail(err, "%s: the id of piece \"%.64s\" must be an integer in 0..%d", path, piece,
+                    MAX_VOCAB_TOKENS - 1);
             json_decref(root);
-            return lb_fail(err, "%s: the id of piece \"%.64s\" must be an integer in 0..%d", path,
-                           piece, MAX_VOCAB_TOKENS - 1);
+            return -1;
         }
         if (id > max_id)
             max_id = id;
