@@ -304,6 +304,38 @@ static void test_splits(void)
                 "ab|\xff\xfe|cd| |12|\x80|345");
 }
 
+/* Llama 3 (like its tiktoken original, and HF's ignore_merges) takes a word that is a piece
+ * as that piece even when no merges lead to it; GPT-2 and Qwen2 only merge. */
+static void test_whole_word_first(void)
+{
+    for (int p = 0; p < 3; p++) {
+        lb_tokenizer *t = tok_create(LB_TOK_BPE, 257);
+        lb_buf a = {0};
+        for (int c = 0; c < 256; c++) {
+            char ch = (char)c;
+            map_bytes(&ch, 1, &a);
+            tok_set_piece(t, c, a.v, a.n, 0, LB_TOKEN_NORMAL);
+        }
+        lb_buf_free(&a);
+        tok_set_piece(t, 256, "abc", 3, 0, LB_TOKEN_NORMAL);
+        t->pretok = (lb_pretok)p;
+        lb_error err;
+        CHECK(tok_finalize(t, &err) == 0, "%s", err.msg);
+        int n;
+        int *ids = encode(t, "abc abc", 7, false, &n);
+        static const int bytes[] = {'a', 'b', 'c'};
+        /* " abc" is no piece: byte ids, with ' ' standing as "Ġ" (byte 32, id 32 here). */
+        if (p == LB_PRETOK_LLAMA3)
+            CHECK(n == 5 && ids[0] == 256 && ids[1] == ' ' && ids_equal(ids + 2, 3, bytes, 3),
+                  "Llama 3: \"abc abc\" gives %d ids, first %d", n, ids[0]);
+        else
+            CHECK(n == 7 && ids_equal(ids, 3, bytes, 3), "pretok %d: \"abc abc\" gives %d ids", p,
+                  n);
+        free(ids);
+        tok_free(t);
+    }
+}
+
 /* ---- tokenizer.json --------------------------------------------------------------------- */
 
 static char *write_file(const char *name, const char *text)
@@ -734,6 +766,7 @@ int main(void)
     test_gpt2_known(gpt2);
     test_roundtrip(gpt2);
     test_splits();
+    test_whole_word_first();
     test_hf_byte_level(shared, gpt2);
     test_hf_spm();
     test_hf_errors();
