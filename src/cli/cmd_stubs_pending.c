@@ -3,13 +3,6 @@
 
 #include <stdio.h>
 
-__attribute__((weak)) int cmd_synth(int argc, char **argv)
-{
-    (void)argc; (void)argv;
-    fprintf(stderr, "lowbit synth: not available yet\n");
-    return 1;
-}
-
 __attribute__((weak)) int cmd_pull(int argc, char **argv)
 {
     (void)argc; (void)argv;
