@@ -56,6 +56,54 @@ else
   fail "sentencepiece reference unavailable"
 fi
 
+# Every piece, score and token type in the file is SentencePiece's own for tokenizer.model,
+# and the metadata carries llama.cpp's keys with its types (read with an independent parser).
+vocab=$("$PY" - "$SCRATCH/s15_q4_0.gguf" "$SHARED/models/tokenizer.model" <<'PYEOF' 2>&1
+import struct, sys
+import sentencepiece as spm
+d = open(sys.argv[1], "rb").read()
+p = 0
+def take(fmt):
+    global p
+    v = struct.unpack_from("<" + fmt, d, p); p += struct.calcsize("<" + fmt); return v[0]
+def s():
+    global p
+    n = take("Q"); v = d[p:p + n].decode("utf-8"); p += n; return v
+SC = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+def val(t):
+    if t == 8: return s()
+    if t == 9:
+        et, n = take("I"), take("Q")
+        return [val(et) for _ in range(n)]
+    return take(SC[t])
+assert d[:4] == b"GGUF" and take("4xI") == 3
+nt, nkv = take("Q"), take("Q")
+kv, types = {}, {}
+for _ in range(nkv):
+    k = s(); t = take("I"); types[k] = t; kv[k] = val(t)
+sp = spm.SentencePieceProcessor(model_file=sys.argv[2])
+n = sp.get_piece_size()
+def sptype(i):
+    return 2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 1
+bad = [i for i in range(n) if kv["tokenizer.ggml.tokens"][i] != sp.id_to_piece(i)]
+bad_s = [i for i in range(n) if kv["tokenizer.ggml.scores"][i] != sp.get_score(i)]
+bad_t = [i for i in range(n) if kv["tokenizer.ggml.token_type"][i] != sptype(i)]
+print("tokens", len(kv["tokenizer.ggml.tokens"]), n, "bad pieces", bad[:3], "bad scores", bad_s[:3], "bad types", bad_t[:3])
+want = {"general.architecture": (8, "llama"), "general.file_type": (4, 2),
+        "llama.context_length": (4, 256), "llama.embedding_length": (4, 288),
+        "llama.block_count": (4, 6), "llama.feed_forward_length": (4, 768),
+        "llama.attention.head_count": (4, 6), "llama.attention.head_count_kv": (4, 6),
+        "llama.rope.dimension_count": (4, 48), "llama.rope.freq_base": (6, 10000.0),
+        "tokenizer.ggml.model": (8, "llama"), "tokenizer.ggml.bos_token_id": (4, sp.bos_id()),
+        "tokenizer.ggml.eos_token_id": (4, sp.eos_id()), "tokenizer.ggml.unknown_token_id": (4, sp.unk_id())}
+print("keys", [k for k, (t, v) in want.items() if types.get(k) != t or kv.get(k) != v],
+      abs(kv["llama.attention.layer_norm_rms_epsilon"] - 1e-5) < 1e-10)
+PYEOF
+)
+expect_eq "vocabulary and keys as SentencePiece and llama.cpp have them" "$vocab" \
+  "tokens 32000 32000 bad pieces [] bad scores [] bad types []
+keys [] True"
+
 # Same seed: identical files, with 1 or 2 threads; another seed: different weights.
 "$BIN" synth --preset stories15M --type q4_0 --seed 5 --threads 1 -q -o "$SCRATCH/again.gguf"
 cmp -s "$SCRATCH/s15_q4_0.gguf" "$SCRATCH/again.gguf" && pass "same seed, same bytes (1 vs 2 threads)" \

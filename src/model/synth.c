@@ -139,15 +139,27 @@ static void set_metadata(gguf_writer *w, const lb_synth_params *p)
     int n = tok->n_vocab;
     int32_t *types = lb_malloc((size_t)n * sizeof(int32_t));
     size_t *lens = lb_malloc((size_t)n * sizeof(size_t));
+    const char **pieces = lb_malloc((size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) {
+        pieces[i] = tok->pieces[i];
         lens[i] = (size_t)tok->piece_len[i];
         types[i] = tok->types[i];
         if (types[i] == LB_TOKEN_NORMAL && is_byte_piece(tok->pieces[i], tok->piece_len[i]))
             types[i] = LB_TOKEN_BYTE;
+        /* llama2.c's exporter wrote BOS and EOS as "\n<s>\n" and "\n</s>\n"; SentencePiece
+         * and llama.cpp (which finds end-of-generation tokens by their text) say "<s>", "</s>". */
+        if (types[i] == LB_TOKEN_CONTROL || types[i] == LB_TOKEN_UNKNOWN) {
+            while (lens[i] > 1 && pieces[i][0] == '\n') {
+                pieces[i]++;
+                lens[i]--;
+            }
+            while (lens[i] > 1 && pieces[i][lens[i] - 1] == '\n')
+                lens[i]--;
+        }
     }
     gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok->pieces, lens,
-                            (uint64_t)n);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, lens, (uint64_t)n);
+    free(pieces);
     gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_FLOAT32, tok->scores, (uint64_t)n);
     gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, types, (uint64_t)n);
     free(types);
