@@ -131,6 +131,7 @@ expect_error "bad seed" "--seed expects an integer" -- "$BIN" "${S[@]}" --seed -
 expect_error "bad seed text" "--seed expects an integer" -- "$BIN" "${S[@]}" --seed 12abc -o "$SCRATCH/x.gguf"
 expect_error "tied and untied" "exclude each other" -- "$BIN" "${S[@]}" --tied --untied -o "$SCRATCH/x.gguf"
 expect_error "missing directory" "directory .*/no/such/dir does not exist" -- "$BIN" "${S[@]}" -o "$SCRATCH/no/such/dir/x.gguf"
+expect_error "output is a directory" "is a directory" -- "$BIN" "${S[@]}" -o "$SCRATCH"
 expect_error "missing tokenizer" "nope.bin: cannot open" -- "$BIN" "${S[@]}" --tokenizer "$SCRATCH/nope.bin" -o "$SCRATCH/x.gguf"
 expect_error "unknown option" "--frobnicate" -- "$BIN" "${S[@]}" --frobnicate -o "$SCRATCH/x.gguf"
 [ -e "$SCRATCH/x.gguf" ] && fail "a failed synth left x.gguf" || pass "no output after bad arguments"

@@ -132,6 +132,10 @@ int cmd_synth(int argc, char **argv)
         return 1;
     }
     /* Fail before any work when the output cannot be created there. */
+    if (lb_is_dir(out)) {
+        fprintf(stderr, "synth: cannot write %s: it is a directory\n", out);
+        return 1;
+    }
     char *dir = lb_path_dir(out);
     bool dir_ok = lb_is_dir(dir) && access(dir, W_OK | X_OK) == 0;
     if (!dir_ok) {
