@@ -1,16 +1,23 @@
 /* GGUF reader. Layout: magic "GGUF", u32 version, u64 tensor count, u64 metadata count, the
  * metadata key/values, the tensor infos (name, dims, shape, type, offset), padding to the
- * alignment, then the data. Every read goes through a cursor that refuses to pass the end. */
+ * alignment, then the data. Every read goes through a cursor that refuses to pass the end;
+ * counts and lengths are checked against the bytes left before anything is allocated, and
+ * tables grow with what is actually read, never with what the header claims. */
 #include "io/gguf.h"
+#include "core/strmap.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Limits on sizes a file claims, checked before anything is allocated. */
+/* Limits on sizes a file claims. Real models have a few dozen keys and a few thousand
+ * tensors; the limits only keep hash-table indices and lengths inside int. */
 #define MAX_KEY_LEN 65536
+#define MAX_ENTRIES (1 << 24)
 #define MAX_DEPTH 2
+#define MAX_DIM (1ULL << 40)
+#define MAX_ELEMENTS (1ULL << 50)
 
 typedef struct {
     const uint8_t *p;
@@ -18,6 +25,31 @@ typedef struct {
     const char *path;
     lb_error *err;
 } cursor;
+
+const char *gguf_printable(const char *s, size_t len, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        /* Room for the longest form (\xNN) and "..." + NUL. */
+        if (o + 4 + 4 > cap) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch < 0x20 || ch == 0x7f) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[ch >> 4];
+            buf[o++] = hex[ch & 15];
+        } else {
+            buf[o++] = (char)ch;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
 
 static int need(cursor *c, uint64_t n, const char *what)
 {
@@ -43,8 +75,12 @@ static int read_u64(cursor *c, uint64_t *v, const char *what) { return read_byte
 static int read_str(cursor *c, gguf_str *s, const char *what)
 {
     uint64_t len;
-    if (read_u64(c, &len, what) || need(c, len, what))
+    if (read_u64(c, &len, what))
         return -1;
+    if (len > c->size - c->pos)
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": %s claims a string of %" PRIu64
+                       " bytes, but only %" PRIu64 " are left in the file", c->path,
+                       c->pos - 8, what, len, c->size - c->pos);
     s->s = (const char *)c->p + c->pos;
     s->len = len;
     c->pos += len;
@@ -63,6 +99,30 @@ const char *gguf_type_name(gguf_type t)
         "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string",
         "array", "uint64", "int64", "float64"};
     return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "invalid";
+}
+
+/* ggml's tensor type ids, so an error can say which format a file uses even when lowbit does
+ * not read it. Ids without a name were retired from ggml. */
+static const char *ggml_type_name(uint32_t t)
+{
+    static const char *names[] = {
+        "F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
+        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S",
+        "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M",
+        "BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0", NULL, NULL, NULL, "MXFP4"};
+    return t < sizeof names / sizeof names[0] ? names[t] : NULL;
+}
+
+/* "F32, F16, ..." from the traits table, so the message follows the formats lowbit has. */
+static void supported_types(char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < LB_TYPE_COUNT && o < cap; t++) {
+        const lb_type_traits *tr = lb_type_traits_of(t);
+        if (tr)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", tr->name);
+    }
 }
 
 /* Decodes one little-endian scalar into the kv's union. */
@@ -86,11 +146,13 @@ static void set_scalar(gguf_kv *kv, gguf_type t, const uint8_t *p)
 
 static int read_value(cursor *c, gguf_kv *kv, gguf_type t, int depth)
 {
-    char what[160];
-    snprintf(what, sizeof what, "the value of '%s'", kv->key);
+    char key[96], what[160];
+    gguf_printable(kv->key, strlen(kv->key), key, sizeof key);
+    snprintf(what, sizeof what, "the value of '%s'", key);
     if ((unsigned)t >= GGUF_TYPE_COUNT)
-        return lb_fail(c->err, "%s: offset %" PRIu64 ": key '%s' has unknown value type %u",
-                       c->path, c->pos, kv->key, (unsigned)t);
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": key '%s' has unknown value type %u "
+                       "(expected 0 to %d)", c->path, c->pos - 4, key, (unsigned)t,
+                       GGUF_TYPE_COUNT - 1);
     if (t == GGUF_STRING)
         return read_str(c, &kv->v.str, what);
     if (t != GGUF_ARRAY) {
@@ -102,27 +164,35 @@ static int read_value(cursor *c, gguf_kv *kv, gguf_type t, int depth)
     }
     uint32_t et;
     uint64_t n;
+    uint64_t at = c->pos;
     if (read_u32(c, &et, what) || read_u64(c, &n, what))
         return -1;
-    if (et >= GGUF_TYPE_COUNT || (et == GGUF_ARRAY && depth >= MAX_DEPTH))
-        return lb_fail(c->err, "%s: key '%s': unsupported array element type %u", c->path,
-                       kv->key, et);
+    if (et >= GGUF_TYPE_COUNT)
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": key '%s': array element type %u is not "
+                       "a GGUF type (expected 0 to %d)", c->path, at, key, et,
+                       GGUF_TYPE_COUNT - 1);
+    if (et == GGUF_ARRAY && depth >= MAX_DEPTH)
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": key '%s': arrays nested more than %d "
+                       "deep", c->path, at, key, MAX_DEPTH);
     kv->arr_type = (gguf_type)et;
     kv->arr_n = n;
+    /* The smallest an element can take: a string its 8-byte length, an array its 12-byte
+     * header. Checking the count against the bytes left bounds every loop and allocation. */
+    uint64_t min_elem = et == GGUF_STRING ? 8 : et == GGUF_ARRAY ? 12 : scalar_size[et];
+    if (n > (c->size - c->pos) / min_elem)
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": key '%s': array of %" PRIu64 " %s "
+                       "elements does not fit in the %" PRIu64 " bytes left in the file",
+                       c->path, at + 4, key, n, gguf_type_name((gguf_type)et), c->size - c->pos);
     if (et == GGUF_STRING) {
-        /* Each string takes at least its 8-byte length: bound n before allocating. */
-        if (n > (c->size - c->pos) / 8)
-            return lb_fail(c->err, "%s: key '%s': array claims %" PRIu64
-                           " strings, more than the file can hold", c->path, kv->key, n);
+        if (n > (uint64_t)MAX_ENTRIES * 16)
+            return lb_fail(c->err, "%s: key '%s': array of %" PRIu64 " strings (lowbit reads at "
+                           "most %d)", c->path, key, n, MAX_ENTRIES * 16);
         kv->arr_strs = lb_malloc((size_t)(n ? n : 1) * sizeof(gguf_str));
         for (uint64_t i = 0; i < n; i++)
             if (read_str(c, &kv->arr_strs[i], what))
                 return -1;
     } else if (et == GGUF_ARRAY) {
-        /* Nested arrays carry no meaning for models; walk over them. Each takes >= 12 bytes. */
-        if (n > (c->size - c->pos) / 12)
-            return lb_fail(c->err, "%s: key '%s': array claims %" PRIu64
-                           " arrays, more than the file can hold", c->path, kv->key, n);
+        /* Nested arrays carry no meaning for models; walk over them. */
         for (uint64_t i = 0; i < n; i++) {
             gguf_kv inner = {.key = kv->key};
             int rc = read_value(c, &inner, GGUF_ARRAY, depth + 1);
@@ -131,10 +201,6 @@ static int read_value(cursor *c, gguf_kv *kv, gguf_type t, int depth)
                 return -1;
         }
     } else {
-        if (n > (c->size - c->pos) / scalar_size[et])
-            return lb_fail(c->err, "%s: key '%s': array of %" PRIu64
-                           " %s elements runs past the end of the file", c->path, kv->key, n,
-                           gguf_type_name((gguf_type)et));
         kv->arr_data = c->p + c->pos;
         c->pos += n * scalar_size[et];
     }
@@ -143,46 +209,107 @@ static int read_value(cursor *c, gguf_kv *kv, gguf_type t, int depth)
 
 static int read_tensor_info(cursor *c, gguf_tensor_info *ti, int64_t index)
 {
-    char what[64];
+    char what[64], name_p[96];
+    uint64_t start = c->pos;
     snprintf(what, sizeof what, "tensor info #%" PRId64, index);
     gguf_str name;
     if (read_str(c, &name, what))
         return -1;
     if (name.len == 0 || name.len >= LB_MAX_NAME)
-        return lb_fail(c->err, "%s: tensor #%" PRId64 ": name of %" PRIu64
-                       " bytes (expected 1 to %d)", c->path, index, name.len, LB_MAX_NAME - 1);
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor #%" PRId64 ": name of %" PRIu64
+                       " bytes (expected 1 to %d)", c->path, start, index, name.len,
+                       LB_MAX_NAME - 1);
+    if (memchr(name.s, '\0', name.len))
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor #%" PRId64 ": name contains a NUL "
+                       "byte", c->path, start, index);
     memcpy(ti->name, name.s, name.len);
     ti->name[name.len] = '\0';
+    gguf_printable(ti->name, name.len, name_p, sizeof name_p);
     uint32_t n_dims, type;
     if (read_u32(c, &n_dims, what))
         return -1;
     if (n_dims == 0 || n_dims > LB_MAX_DIMS)
-        return lb_fail(c->err, "%s: tensor '%s': %u dimensions (expected 1 to %d)", c->path,
-                       ti->name, n_dims, LB_MAX_DIMS);
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor '%s': %u dimensions (expected 1 "
+                       "to %d)", c->path, c->pos - 4, name_p, n_dims, LB_MAX_DIMS);
     ti->n_dims = (int)n_dims;
     uint64_t total = 1;
     for (int d = 0; d < LB_MAX_DIMS; d++) {
         uint64_t ne = 1;
         if ((uint32_t)d < n_dims && read_u64(c, &ne, what))
             return -1;
-        if (ne == 0 || ne > (1ULL << 40) || total > (1ULL << 50) / ne)
-            return lb_fail(c->err, "%s: tensor '%s': dimension %d of size %" PRIu64
-                           " is zero or too large", c->path, ti->name, d, ne);
+        if (ne == 0 || ne > MAX_DIM)
+            return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor '%s': dimension %d is %" PRIu64
+                           " (expected 1 to 2^40)", c->path, c->pos - 8, name_p, d, ne);
+        if (total > MAX_ELEMENTS / ne)
+            return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor '%s': dimensions 0..%d "
+                           "multiply to more than 2^50 elements", c->path, c->pos - 8, name_p,
+                           d);
         total *= ne;
         ti->ne[d] = (int64_t)ne;
     }
-    if (read_u32(c, &type, what) || read_u64(c, &ti->offset, what))
+    if (read_u32(c, &type, what))
         return -1;
     const lb_type_traits *tr = lb_type_traits_of((int)type);
-    if (!tr)
-        return lb_fail(c->err, "%s: tensor '%s': unsupported tensor type %u (lowbit reads F32, "
-                       "F16, BF16, Q8_0, Q4_0, Q4_1)", c->path, ti->name, type);
+    if (!tr) {
+        char have[160];
+        supported_types(have, sizeof have);
+        const char *gname = ggml_type_name(type);
+        if (gname)
+            return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor '%s': type %u (%s) is not "
+                           "supported (lowbit reads %s)", c->path, c->pos - 4, name_p, type,
+                           gname, have);
+        return lb_fail(c->err, "%s: offset %" PRIu64 ": tensor '%s': type %u is not a GGML "
+                       "tensor type (lowbit reads %s)", c->path, c->pos - 4, name_p, type, have);
+    }
     ti->type = (int)type;
     if (ti->ne[0] % tr->block_size)
         return lb_fail(c->err, "%s: tensor '%s': row of %" PRId64
-                       " elements is not a multiple of the %s block size %d", c->path, ti->name,
+                       " elements is not a multiple of the %s block size %d", c->path, name_p,
                        ti->ne[0], tr->name, tr->block_size);
+    if (read_u64(c, &ti->offset, what))
+        return -1;
     ti->nbytes = (size_t)(total / (uint64_t)tr->block_size) * tr->block_bytes;
+    return 0;
+}
+
+/* The data of each tensor must lie inside the file, on the file's alignment, and where its
+ * element type can be loaded directly from the map (F32 on 4 bytes, fp16 scales on 2). */
+static int check_tensor_data(const gguf_file *f, const gguf_tensor_info *ti, lb_error *err)
+{
+    char name_p[96];
+    gguf_printable(ti->name, strlen(ti->name), name_p, sizeof name_p);
+    uint64_t size = f->map.size;
+    if (ti->offset % f->alignment)
+        return lb_fail(err, "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the "
+                       "alignment %u", f->path, name_p, ti->offset, f->alignment);
+    if (f->data_offset > size || ti->offset > size - f->data_offset ||
+        ti->nbytes > size - f->data_offset - ti->offset)
+        return lb_fail(err, "%s: tensor '%s': %zu bytes at data offset %" PRIu64 " (data starts "
+                       "at file offset %" PRIu64 ") run past the end of the %" PRIu64
+                       "-byte file", f->path, name_p, ti->nbytes, ti->offset, f->data_offset,
+                       size);
+    uint64_t at = f->data_offset + ti->offset;
+    unsigned need_align = ti->type == LB_TYPE_F32 ? 4 : 2;
+    if (at % need_align)
+        return lb_fail(err, "%s: tensor '%s': %s data at file offset %" PRIu64 " is not on a "
+                       "%u-byte boundary (general.alignment %u)", f->path, name_p,
+                       lb_type_name(ti->type), at, need_align, f->alignment);
+    return 0;
+}
+
+static int read_alignment(gguf_file *f, lb_error *err)
+{
+    f->alignment = 32;
+    const gguf_kv *al = gguf_find(f, "general.alignment");
+    if (!al)
+        return 0;
+    if (al->type != GGUF_UINT32)
+        return lb_fail(err, "%s: metadata key 'general.alignment' is %s (expected uint32)",
+                       f->path, gguf_type_name(al->type));
+    if (al->v.u == 0 || (al->v.u & (al->v.u - 1)))
+        return lb_fail(err, "%s: metadata key 'general.alignment' is %" PRIu64 " (expected a "
+                       "power of two)", f->path, al->v.u);
+    f->alignment = (uint32_t)al->v.u;
     return 0;
 }
 
@@ -213,26 +340,53 @@ int gguf_open(const char *path, gguf_file **out, lb_error *err)
     }
     if (read_u64(&c, &n_tensors, "the tensor count") || read_u64(&c, &n_kv, "the metadata count"))
         goto fail;
-    /* A key/value takes at least 12 bytes and a tensor info at least 28. */
-    if (n_kv > c.size / 12 || n_tensors > c.size / 28) {
+    /* A key/value takes at least 13 bytes and a tensor info at least 29. */
+    if (n_kv > c.size / 13 || n_tensors > c.size / 29) {
         lb_fail(err, "%s: offset 8: header claims %" PRIu64 " tensors and %" PRIu64
                 " metadata entries, more than a %" PRIu64 "-byte file can hold", path, n_tensors,
                 n_kv, c.size);
         goto fail;
     }
-    f->kv = lb_calloc((size_t)n_kv + 1, sizeof(gguf_kv));
+    if (n_kv > MAX_ENTRIES || n_tensors > MAX_ENTRIES) {
+        lb_fail(err, "%s: offset 8: header claims %" PRIu64 " tensors and %" PRIu64
+                " metadata entries (lowbit reads at most %d of each)", path, n_tensors, n_kv,
+                MAX_ENTRIES);
+        goto fail;
+    }
+    /* Tables grow as entries are read: a short file claiming many entries fails early
+     * without first allocating for all of them. One zeroed spare entry is always kept so
+     * gguf_close can free the entry that was being read when an error struck. */
+    int64_t cap = 0;
+    f->kv_index = lb_strmap_create(16);
     for (uint64_t i = 0; i < n_kv; i++) {
+        if ((int64_t)i + 1 >= cap) {
+            int64_t ncap = cap ? cap * 2 : 32;
+            f->kv = lb_realloc(f->kv, (size_t)ncap * sizeof(gguf_kv));
+            memset(f->kv + cap, 0, (size_t)(ncap - cap) * sizeof(gguf_kv));
+            cap = ncap;
+        }
         gguf_kv *kv = &f->kv[i];
         gguf_str key;
         uint32_t t;
+        uint64_t at = c.pos;
         if (read_str(&c, &key, "a metadata key"))
             goto fail;
-        if (key.len == 0 || key.len > MAX_KEY_LEN) {
-            lb_fail(err, "%s: offset %" PRIu64 ": metadata key of %" PRIu64 " bytes", path,
-                    c.pos, key.len);
+        char key_p[96];
+        gguf_printable(key.s, key.len, key_p, sizeof key_p);
+        if (key.len == 0 || key.len > MAX_KEY_LEN || memchr(key.s, '\0', key.len)) {
+            lb_fail(err, "%s: offset %" PRIu64 ": metadata key #%" PRIu64 " '%s' of %" PRIu64
+                    " bytes (expected 1 to %d bytes without NUL)", path, at, i, key_p, key.len,
+                    MAX_KEY_LEN);
+            goto fail;
+        }
+        int prev;
+        if (lb_strmap_get(f->kv_index, key.s, key.len, &prev)) {
+            lb_fail(err, "%s: offset %" PRIu64 ": metadata key '%s' appears twice (entries #%d "
+                    "and #%" PRIu64 ")", path, at, key_p, prev, i);
             goto fail;
         }
         kv->key = lb_strndup(key.s, key.len);
+        lb_strmap_put(f->kv_index, key.s, key.len, (int)i);
         f->n_kv = (int64_t)i + 1;
         if (read_u32(&c, &t, "a metadata type"))
             goto fail;
@@ -240,42 +394,41 @@ int gguf_open(const char *path, gguf_file **out, lb_error *err)
         if (read_value(&c, kv, (gguf_type)t, 0))
             goto fail;
     }
-    f->alignment = 32;
-    const gguf_kv *al = gguf_find(f, "general.alignment");
-    if (al) {
-        if (al->type != GGUF_UINT32 || al->v.u == 0 || (al->v.u & (al->v.u - 1))) {
-            lb_fail(err, "%s: general.alignment must be a power-of-two uint32", path);
+    if (!f->kv)
+        f->kv = lb_calloc(1, sizeof(gguf_kv));
+    if (read_alignment(f, err))
+        goto fail;
+    cap = 0;
+    lb_strmap *names = lb_strmap_create(16);
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        if ((int64_t)i >= cap) {
+            cap = cap ? cap * 2 : 64;
+            f->tensors = lb_realloc(f->tensors, (size_t)cap * sizeof(gguf_tensor_info));
+        }
+        gguf_tensor_info *ti = &f->tensors[i];
+        memset(ti, 0, sizeof *ti);
+        uint64_t at = c.pos;
+        int prev;
+        if (read_tensor_info(&c, ti, (int64_t)i)) {
+            lb_strmap_free(names);
             goto fail;
         }
-        f->alignment = (uint32_t)al->v.u;
-    }
-    f->tensors = lb_calloc((size_t)n_tensors + 1, sizeof(gguf_tensor_info));
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        if (read_tensor_info(&c, &f->tensors[i], (int64_t)i))
+        if (lb_strmap_get(names, ti->name, strlen(ti->name), &prev)) {
+            char name_p[96];
+            lb_fail(err, "%s: offset %" PRIu64 ": tensor '%s' appears twice (tensors #%d and #%"
+                    PRIu64 ")", path, at, gguf_printable(ti->name, strlen(ti->name), name_p,
+                                                         sizeof name_p), prev, i);
+            lb_strmap_free(names);
             goto fail;
+        }
+        lb_strmap_put(names, ti->name, strlen(ti->name), (int)i);
         f->n_tensors = (int64_t)i + 1;
     }
+    lb_strmap_free(names);
     f->data_offset = (c.pos + f->alignment - 1) / f->alignment * f->alignment;
-    for (int64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor_info *ti = &f->tensors[i];
-        if (ti->offset % f->alignment) {
-            lb_fail(err, "%s: tensor '%s': data offset %" PRIu64 " is not aligned to %u", path,
-                    ti->name, ti->offset, f->alignment);
+    for (int64_t i = 0; i < f->n_tensors; i++)
+        if (check_tensor_data(f, &f->tensors[i], err))
             goto fail;
-        }
-        if (f->data_offset > c.size || ti->offset > c.size - f->data_offset ||
-            ti->nbytes > c.size - f->data_offset - ti->offset) {
-            lb_fail(err, "%s: tensor '%s': data at offset %" PRIu64 " + %zu bytes runs past the "
-                    "end of the file (%" PRIu64 " bytes)", path, ti->name,
-                    f->data_offset + ti->offset, ti->nbytes, c.size);
-            goto fail;
-        }
-        for (int64_t j = 0; j < i; j++)
-            if (strcmp(f->tensors[j].name, ti->name) == 0) {
-                lb_fail(err, "%s: tensor '%s' appears twice", path, ti->name);
-                goto fail;
-            }
-    }
     *out = f;
     return 0;
 fail:
@@ -287,17 +440,15 @@ void gguf_close(gguf_file *f)
 {
     if (!f)
         return;
-    for (int64_t i = 0; i < f->n_kv; i++) {
+    /* The entry being read when an error struck (index n_kv) may hold a key or strings too;
+     * the table always has that spare, zeroed entry. */
+    for (int64_t i = 0; f->kv && i <= f->n_kv; i++) {
         free(f->kv[i].key);
         free(f->kv[i].arr_strs);
     }
-    /* The entry being read when an error struck may hold a key or strings too. */
-    if (f->kv) {
-        free(f->kv[f->n_kv].key);
-        free(f->kv[f->n_kv].arr_strs);
-    }
     free(f->kv);
     free(f->tensors);
+    lb_strmap_free(f->kv_index);
     lb_unmap(&f->map);
     free(f->path);
     free(f);
@@ -305,19 +456,34 @@ void gguf_close(gguf_file *f)
 
 const gguf_kv *gguf_find(const gguf_file *f, const char *key)
 {
-    for (int64_t i = 0; i < f->n_kv; i++)
-        if (strcmp(f->kv[i].key, key) == 0)
-            return &f->kv[i];
+    int i;
+    if (f->kv_index && lb_strmap_get(f->kv_index, key, strlen(key), &i) && i < f->n_kv)
+        return &f->kv[i];
     return NULL;
 }
 
-static int missing(const gguf_file *f, const char *key, const char *want, lb_error *err)
+/* "uint32", "array of string" ... for messages. */
+static const char *describe(const gguf_kv *kv, char *buf, size_t cap)
+{
+    if (kv->type == GGUF_ARRAY)
+        snprintf(buf, cap, "an array of %s", gguf_type_name(kv->arr_type));
+    else
+        snprintf(buf, cap, "%s", gguf_type_name(kv->type));
+    return buf;
+}
+
+static int mismatch(const gguf_file *f, const char *key, const char *want, lb_error *err)
 {
     const gguf_kv *kv = gguf_find(f, key);
+    char key_p[96], have[64];
+    gguf_printable(key, strlen(key), key_p, sizeof key_p);
     if (!kv)
-        return lb_fail(err, "%s: metadata key '%s' is missing (expected %s)", f->path, key, want);
-    return lb_fail(err, "%s: metadata key '%s' is %s (expected %s)", f->path, key,
-                   gguf_type_name(kv->type), want);
+        return lb_fail(err, "%s: metadata key '%s' is missing (expected %s)", f->path, key_p, want);
+    if (kv->type == GGUF_UINT64 && kv->v.u > INT64_MAX)
+        return lb_fail(err, "%s: metadata key '%s' is uint64 %" PRIu64 " (expected %s up to "
+                       "2^63-1)", f->path, key_p, kv->v.u, want);
+    return lb_fail(err, "%s: metadata key '%s' is %s (expected %s)", f->path, key_p,
+                   describe(kv, have, sizeof have), want);
 }
 
 static bool is_unsigned(gguf_type t)
@@ -341,7 +507,7 @@ int gguf_get_int(const gguf_file *f, const char *key, int64_t *out, lb_error *er
         *out = kv->v.i;
         return 0;
     }
-    return missing(f, key, "an integer", err);
+    return mismatch(f, key, "an integer", err);
 }
 
 int gguf_get_float(const gguf_file *f, const char *key, double *out, lb_error *err)
@@ -351,12 +517,15 @@ int gguf_get_float(const gguf_file *f, const char *key, double *out, lb_error *e
         *out = kv->v.f;
         return 0;
     }
-    int64_t i;
-    if (kv && (is_signed(kv->type) || is_unsigned(kv->type)) && gguf_get_int(f, key, &i, err) == 0) {
-        *out = (double)i;
+    if (kv && is_signed(kv->type)) {
+        *out = (double)kv->v.i;
         return 0;
     }
-    return missing(f, key, "a number", err);
+    if (kv && is_unsigned(kv->type)) {
+        *out = (double)kv->v.u;
+        return 0;
+    }
+    return mismatch(f, key, "a number", err);
 }
 
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out, lb_error *err)
@@ -366,7 +535,7 @@ int gguf_get_bool(const gguf_file *f, const char *key, bool *out, lb_error *err)
         *out = kv->v.u != 0;
         return 0;
     }
-    return missing(f, key, "a bool", err);
+    return mismatch(f, key, "a bool", err);
 }
 
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, lb_error *err)
@@ -376,13 +545,25 @@ int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, lb_error *e
         *out = kv->v.str;
         return 0;
     }
-    return missing(f, key, "a string", err);
+    return mismatch(f, key, "a string", err);
+}
+
+/* Element i decoded into a scratch kv; false when kv is not a numeric array or i is past its
+ * end. */
+static bool arr_elem(const gguf_kv *kv, uint64_t i, gguf_kv *tmp)
+{
+    if (kv->type != GGUF_ARRAY || !kv->arr_data || i >= kv->arr_n ||
+        (unsigned)kv->arr_type >= GGUF_TYPE_COUNT || !scalar_size[kv->arr_type])
+        return false;
+    set_scalar(tmp, kv->arr_type, (const uint8_t *)kv->arr_data + i * scalar_size[kv->arr_type]);
+    return true;
 }
 
 double gguf_arr_float(const gguf_kv *kv, uint64_t i)
 {
     gguf_kv tmp = {0};
-    set_scalar(&tmp, kv->arr_type, (const uint8_t *)kv->arr_data + i * scalar_size[kv->arr_type]);
+    if (!arr_elem(kv, i, &tmp))
+        return 0.0;
     if (kv->arr_type == GGUF_FLOAT32 || kv->arr_type == GGUF_FLOAT64)
         return tmp.v.f;
     return is_signed(kv->arr_type) ? (double)tmp.v.i : (double)tmp.v.u;
@@ -391,10 +572,22 @@ double gguf_arr_float(const gguf_kv *kv, uint64_t i)
 int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i)
 {
     gguf_kv tmp = {0};
-    set_scalar(&tmp, kv->arr_type, (const uint8_t *)kv->arr_data + i * scalar_size[kv->arr_type]);
-    if (kv->arr_type == GGUF_FLOAT32 || kv->arr_type == GGUF_FLOAT64)
-        return (int64_t)tmp.v.f;
-    return is_signed(kv->arr_type) ? tmp.v.i : (int64_t)tmp.v.u;
+    if (!arr_elem(kv, i, &tmp))
+        return 0;
+    if (kv->arr_type == GGUF_FLOAT32 || kv->arr_type == GGUF_FLOAT64) {
+        /* Saturate: a float outside int64 would be undefined to convert. */
+        double d = tmp.v.f;
+        if (!(d == d))
+            return 0;
+        if (d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
+    if (is_signed(kv->arr_type))
+        return tmp.v.i;
+    return tmp.v.u > INT64_MAX ? INT64_MAX : (int64_t)tmp.v.u;
 }
 
 const void *gguf_tensor_data(const gguf_file *f, const gguf_tensor_info *t)

@@ -1,10 +1,13 @@
 /* GGUF v2/v3 reader (llama.cpp's file format): metadata of every value type and the tensor
- * table, read from a memory map with every length and offset checked against the file. */
+ * table, read from a memory map with every length and offset checked against the file.
+ * Every malformed file is refused with one line naming the file, the offset, key or tensor,
+ * and what was expected. */
 #ifndef LB_GGUF_H
 #define LB_GGUF_H
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/strmap.h"
 #include "tensor/tensor.h"
 
 #include <stdbool.h>
@@ -56,6 +59,7 @@ typedef struct {
     int64_t n_tensors;
     uint32_t alignment;
     uint64_t data_offset;    /* start of the tensor data in the file */
+    lb_strmap *kv_index;     /* key -> index into kv */
 } gguf_file;
 
 int gguf_open(const char *path, gguf_file **out, lb_error *err);
@@ -68,11 +72,15 @@ int gguf_get_int(const gguf_file *f, const char *key, int64_t *out, lb_error *er
 int gguf_get_float(const gguf_file *f, const char *key, double *out, lb_error *err);
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out, lb_error *err);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, lb_error *err);
-/* Scalar element i of a numeric array as double / int64. */
+/* Scalar element i of a numeric array as double / int64; 0 when kv is not a numeric array or
+ * i is past its end. */
 double gguf_arr_float(const gguf_kv *kv, uint64_t i);
 int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i);
 
 const char *gguf_type_name(gguf_type t);
+/* Copies len bytes of s into buf (cap bytes) for an error message: control bytes become \xNN
+ * so a message stays on one line, and a long text is cut with "...". Returns buf. */
+const char *gguf_printable(const char *s, size_t len, char *buf, size_t cap);
 /* Pointer to a tensor's data inside the map. */
 const void *gguf_tensor_data(const gguf_file *f, const gguf_tensor_info *t);
 

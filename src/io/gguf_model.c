@@ -8,29 +8,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bounds that keep token ids and piece lengths inside int. */
+#define MAX_VOCAB (1 << 24)
+#define MAX_PIECE (1 << 16)
+/* The most layers lb_model_bind accepts. */
+#define MAX_LAYERS 4096
+
+/* "uint32", "an array of int32" ... for messages. */
+static const char *kv_kind(const gguf_kv *kv, char *buf, size_t cap)
+{
+    if (kv->type == GGUF_ARRAY)
+        snprintf(buf, cap, "an array of %s", gguf_type_name(kv->arr_type));
+    else
+        snprintf(buf, cap, "%s", gguf_type_name(kv->type));
+    return buf;
+}
+
+/* Reads "{arch}.{key}" as an integer in min..max; absent and not required: fallback. */
 static int get_arch_int(const gguf_file *f, const char *arch, const char *key, bool required,
-                        int fallback, int *out, lb_error *err)
+                        int fallback, int min, int max, int *out, lb_error *err)
 {
     char full[256];
     snprintf(full, sizeof full, "%s.%s", arch, key);
     int64_t v;
     if (!gguf_find(f, full)) {
         if (required)
-            return lb_fail(err, "%s: metadata key '%s' is missing", f->path, full);
+            return lb_fail(err, "%s: metadata key '%s' is missing (expected an integer)", f->path,
+                           full);
         *out = fallback;
         return 0;
     }
     if (gguf_get_int(f, full, &v, err))
         return -1;
-    if (v < 0 || v > (1 << 30))
-        return lb_fail(err, "%s: metadata key '%s' is %" PRId64 ", outside 0..2^30", f->path,
-                       full, v);
+    if (v < min || v > max)
+        return lb_fail(err, "%s: metadata key '%s' is %" PRId64 " (expected %d to %d)", f->path,
+                       full, v, min, max);
     *out = (int)v;
     return 0;
 }
 
+/* Reads "{arch}.{key}" as a finite number in [min, max] (above min when open_min). */
 static int get_arch_float(const gguf_file *f, const char *arch, const char *key, float fallback,
-                          float *out, lb_error *err)
+                          double min, bool open_min, double max, float *out, lb_error *err)
 {
     char full[256];
     snprintf(full, sizeof full, "%s.%s", arch, key);
@@ -41,6 +60,9 @@ static int get_arch_float(const gguf_file *f, const char *arch, const char *key,
     }
     if (gguf_get_float(f, full, &v, err))
         return -1;
+    if (!(v <= max && (open_min ? v > min : v >= min)))
+        return lb_fail(err, "%s: metadata key '%s' is %g (expected a number in %c%g, %g])",
+                       f->path, full, v, open_min ? '(' : '[', min, max);
     *out = (float)v;
     return 0;
 }
@@ -49,44 +71,59 @@ static int read_config(const gguf_file *f, lb_model *m, lb_error *err)
 {
     lb_config *c = &m->cfg;
     gguf_str arch;
+    char shown[96];
     if (gguf_get_str(f, "general.architecture", &arch, err))
         return -1;
+    if (arch.len >= sizeof c->arch_name)
+        return lb_fail(err, "%s: general.architecture is '%s' (lowbit runs llama, mistral, qwen2, "
+                       "gpt2)", f->path, gguf_printable(arch.s, arch.len, shown, sizeof shown));
     snprintf(c->arch_name, sizeof c->arch_name, "%.*s", (int)arch.len, arch.s);
     const char *a = c->arch_name;
-    if (strcmp(a, "llama") == 0 || strcmp(a, "mistral") == 0) {
+    if (strlen(a) == arch.len && (strcmp(a, "llama") == 0 || strcmp(a, "mistral") == 0)) {
         c->arch = LB_ARCH_LLAMA;
         c->rope_style = LB_ROPE_ADJACENT;
-    } else if (strcmp(a, "qwen2") == 0) {
+    } else if (strlen(a) == arch.len && strcmp(a, "qwen2") == 0) {
         c->arch = LB_ARCH_LLAMA;
         c->rope_style = LB_ROPE_HALF;
-    } else if (strcmp(a, "gpt2") == 0) {
+    } else if (strlen(a) == arch.len && strcmp(a, "gpt2") == 0) {
         c->arch = LB_ARCH_GPT2;
         c->rope_style = LB_ROPE_NONE;
     } else {
         return lb_fail(err, "%s: general.architecture is '%s' (lowbit runs llama, mistral, qwen2, "
-                       "gpt2)", f->path, a);
+                       "gpt2)", f->path, gguf_printable(arch.s, arch.len, shown, sizeof shown));
     }
     gguf_str name;
     if (gguf_find(f, "general.name") && gguf_get_str(f, "general.name", &name, NULL) == 0)
-        snprintf(c->name, sizeof c->name, "%.*s", (int)name.len, name.s);
+        gguf_printable(name.s, name.len, c->name, sizeof c->name);
 
-    if (get_arch_int(f, a, "embedding_length", true, 0, &c->dim, err) ||
-        get_arch_int(f, a, "block_count", true, 0, &c->n_layers, err) ||
-        get_arch_int(f, a, "feed_forward_length", true, 0, &c->hidden_dim, err) ||
-        get_arch_int(f, a, "attention.head_count", true, 0, &c->n_heads, err) ||
-        get_arch_int(f, a, "attention.head_count_kv", false, c->n_heads, &c->n_kv_heads, err) ||
-        get_arch_int(f, a, "context_length", false, 2048, &c->max_ctx, err))
+    /* Upper bounds only keep products in range; the tensors' shapes, checked against these
+     * sizes when the model is bound, are what ties them to real data. */
+    const int big = 1 << 30;
+    if (get_arch_int(f, a, "embedding_length", true, 0, 1, big, &c->dim, err) ||
+        get_arch_int(f, a, "block_count", true, 0, 1, MAX_LAYERS, &c->n_layers, err) ||
+        get_arch_int(f, a, "feed_forward_length", true, 0, 1, big, &c->hidden_dim, err) ||
+        get_arch_int(f, a, "attention.head_count", true, 0, 1, big, &c->n_heads, err) ||
+        get_arch_int(f, a, "attention.head_count_kv", false, c->n_heads, 1, big, &c->n_kv_heads,
+                     err) ||
+        get_arch_int(f, a, "context_length", false, 2048, 1, big, &c->max_ctx, err))
         return -1;
-    if (c->n_heads <= 0)
-        return lb_fail(err, "%s: %s.attention.head_count is 0", f->path, a);
+    char key_len[64];
+    snprintf(key_len, sizeof key_len, "%s.attention.key_length", a);
+    if (!gguf_find(f, key_len) && c->dim % c->n_heads)
+        return lb_fail(err, "%s: %s.embedding_length %d is not a multiple of "
+                       "%s.attention.head_count %d", f->path, a, c->dim, a, c->n_heads);
+    if (c->n_heads % c->n_kv_heads)
+        return lb_fail(err, "%s: %s.attention.head_count %d is not a multiple of "
+                       "%s.attention.head_count_kv %d", f->path, a, c->n_heads, a, c->n_kv_heads);
     c->head_dim = c->dim / c->n_heads;
-    if (get_arch_int(f, a, "attention.key_length", false, c->head_dim, &c->head_dim, err))
+    if (get_arch_int(f, a, "attention.key_length", false, c->head_dim, 1, big, &c->head_dim, err))
         return -1;
     const char *eps_key = c->arch == LB_ARCH_GPT2 ? "attention.layer_norm_epsilon"
                                                   : "attention.layer_norm_rms_epsilon";
-    if (get_arch_float(f, a, eps_key, 1e-5f, &c->norm_eps, err) ||
-        get_arch_float(f, a, "rope.freq_base", 10000.0f, &c->rope_theta, err) ||
-        get_arch_float(f, a, "rope.scaling.factor", 0.0f, &c->rope_scaling_factor, err))
+    if (get_arch_float(f, a, eps_key, 1e-5f, 0.0, false, 1.0, &c->norm_eps, err) ||
+        get_arch_float(f, a, "rope.freq_base", 10000.0f, 0.0, true, 1e12, &c->rope_theta, err) ||
+        get_arch_float(f, a, "rope.scaling.factor", 0.0f, 0.0, false, 1e6,
+                       &c->rope_scaling_factor, err))
         return -1;
     return 0;
 }
@@ -97,13 +134,16 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
 {
     const gguf_kv *tokens = gguf_find(f, "tokenizer.ggml.tokens");
     gguf_str model;
+    char have[64], shown[96];
     if (!tokens)
         return lb_fail(err, "%s: no vocabulary (metadata key 'tokenizer.ggml.tokens' is missing)",
                        f->path);
-    if (tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING || tokens->arr_n == 0 ||
-        tokens->arr_n > (1u << 24))
-        return lb_fail(err, "%s: 'tokenizer.ggml.tokens' must be a non-empty array of strings",
-                       f->path);
+    if (tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING)
+        return lb_fail(err, "%s: metadata key 'tokenizer.ggml.tokens' is %s (expected an array of "
+                       "strings)", f->path, kv_kind(tokens, have, sizeof have));
+    if (tokens->arr_n == 0 || tokens->arr_n > MAX_VOCAB)
+        return lb_fail(err, "%s: metadata key 'tokenizer.ggml.tokens' has %" PRIu64 " tokens "
+                       "(expected 1 to %d)", f->path, tokens->arr_n, MAX_VOCAB);
     if (gguf_get_str(f, "tokenizer.ggml.model", &model, err))
         return -1;
     lb_tok_kind kind;
@@ -112,19 +152,29 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
     else if (model.len == 4 && memcmp(model.s, "gpt2", 4) == 0)
         kind = LB_TOK_BPE;
     else
-        return lb_fail(err, "%s: tokenizer.ggml.model is '%.*s' (expected 'llama' or 'gpt2')",
-                       f->path, (int)model.len, model.s);
+        return lb_fail(err, "%s: tokenizer.ggml.model is '%s' (expected 'llama' or 'gpt2')",
+                       f->path, gguf_printable(model.s, model.len, shown, sizeof shown));
 
     int n = (int)tokens->arr_n;
+    for (int i = 0; i < n; i++)
+        if (tokens->arr_strs[i].len > MAX_PIECE)
+            return lb_fail(err, "%s: tokenizer.ggml.tokens[%d] is %" PRIu64 " bytes long "
+                           "(expected at most %d)", f->path, i, tokens->arr_strs[i].len,
+                           MAX_PIECE);
     const gguf_kv *scores = gguf_find(f, "tokenizer.ggml.scores");
     const gguf_kv *types = gguf_find(f, "tokenizer.ggml.token_type");
     const gguf_kv *arrays[] = {scores, types};
     const char *names[] = {"tokenizer.ggml.scores", "tokenizer.ggml.token_type"};
-    for (int i = 0; i < 2; i++)
-        if (arrays[i] && (arrays[i]->type != GGUF_ARRAY || !arrays[i]->arr_data ||
-                          arrays[i]->arr_n != tokens->arr_n))
-            return lb_fail(err, "%s: '%s' must be a numeric array of %d entries", f->path,
-                           names[i], n);
+    for (int i = 0; i < 2; i++) {
+        if (!arrays[i])
+            continue;
+        if (arrays[i]->type != GGUF_ARRAY || !arrays[i]->arr_data)
+            return lb_fail(err, "%s: metadata key '%s' is %s (expected an array of numbers)",
+                           f->path, names[i], kv_kind(arrays[i], have, sizeof have));
+        if (arrays[i]->arr_n != tokens->arr_n)
+            return lb_fail(err, "%s: metadata key '%s' has %" PRIu64 " entries, expected %d "
+                           "(one per token)", f->path, names[i], arrays[i]->arr_n, n);
+    }
 
     lb_tokenizer *t = tok_create(kind, n);
     m->tok = t;
@@ -136,7 +186,8 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
     const gguf_kv *merges = gguf_find(f, "tokenizer.ggml.merges");
     if (merges) {
         if (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)
-            return lb_fail(err, "%s: 'tokenizer.ggml.merges' must be an array of strings", f->path);
+            return lb_fail(err, "%s: metadata key 'tokenizer.ggml.merges' is %s (expected an "
+                           "array of strings)", f->path, kv_kind(merges, have, sizeof have));
         for (uint64_t i = 0; i < merges->arr_n; i++) {
             const gguf_str *s = &merges->arr_strs[i];
             const char *sp = memchr(s->s + (s->len > 0), ' ', s->len ? s->len - 1 : 0);
@@ -183,10 +234,11 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
         t->add_space_prefix = b;
     gguf_str pre;
     t->pretok = LB_PRETOK_GPT2;
-    if (gguf_find(f, "tokenizer.ggml.pre") && gguf_get_str(f, "tokenizer.ggml.pre", &pre, NULL) == 0) {
+    if (gguf_find(f, "tokenizer.ggml.pre") &&
+        gguf_get_str(f, "tokenizer.ggml.pre", &pre, NULL) == 0) {
         if ((pre.len == 9 && memcmp(pre.s, "llama-bpe", 9) == 0) ||
             (pre.len == 6 && memcmp(pre.s, "llama3", 6) == 0) ||
-            (pre.len == 6 && memcmp(pre.s, "smaug-bpe", 6) == 0))
+            (pre.len == 9 && memcmp(pre.s, "smaug-bpe", 9) == 0))
             t->pretok = LB_PRETOK_LLAMA3;
         else if (pre.len == 5 && memcmp(pre.s, "qwen2", 5) == 0)
             t->pretok = LB_PRETOK_QWEN2;

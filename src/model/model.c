@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/strmap.h"
+
 lb_model *lb_model_new(const char *path, const char *format)
 {
     lb_model *m = lb_calloc(1, sizeof *m);
@@ -76,6 +78,17 @@ int64_t lb_model_params(const lb_model *m)
 
 /* ---- binding ---------------------------------------------------------------------------- */
 
+/* "[64, 32]": a tensor's shape as the file gives it, for messages. */
+static const char *shape_str(const lb_tensor *t, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < t->n_dims && d < LB_MAX_DIMS && o < cap; d++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%" PRId64, d ? ", " : "", t->ne[d]);
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
+    return buf;
+}
+
 /* Checks a tensor's shape: expected ne0 x ne1 (ne1 == 0 for a vector). */
 static int check_shape(const lb_model *m, const lb_tensor *t, int64_t ne0, int64_t ne1,
                        lb_error *err)
@@ -84,18 +97,49 @@ static int check_shape(const lb_model *m, const lb_tensor *t, int64_t ne0, int64
               (ne1 ? t->ne[1] == ne1 : t->ne[1] == 1);
     if (ok)
         return 0;
+    char have[128];
+    shape_str(t, have, sizeof have);
     if (ne1)
-        return lb_fail(err, "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
-                       "], expected [%" PRId64 ", %" PRId64 "] from the model's config", m->path,
-                       t->name, t->ne[0], t->ne[1], t->ne[2], ne0, ne1);
-    return lb_fail(err, "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 "], expected [%" PRId64
-                   "] from the model's config", m->path, t->name, t->ne[0], t->ne[1], ne0);
+        return lb_fail(err, "%s: tensor '%s' has shape %s, expected [%" PRId64 ", %" PRId64
+                       "] from the model's config", m->path, t->name, have, ne0, ne1);
+    return lb_fail(err, "%s: tensor '%s' has shape %s, expected [%" PRId64 "] from the model's "
+                   "config", m->path, t->name, have, ne0);
 }
 
-/* Finds "prefix.suffix"; when required and absent, fails naming it. */
-static int find(const lb_model *m, lb_tensor **out, bool required, lb_error *err,
+/* Norms and biases are read as fp32 vectors by the forward pass. */
+static int check_f32(const lb_model *m, const lb_tensor *t, lb_error *err)
+{
+    if (t && t->type != LB_TYPE_F32)
+        return lb_fail(err, "%s: tensor '%s' is %s, expected F32 (norms and biases are read as "
+                       "fp32)", m->path, t->name, lb_type_name(t->type));
+    return 0;
+}
+
+/* Name -> index of every tensor, so binding stays linear in the tensor count however many
+ * tensors a file lists. */
+typedef struct {
+    const lb_model *m;
+    lb_strmap *names;
+} tensor_index;
+
+static void index_add(tensor_index *ix, int i)
+{
+    const char *name = ix->m->tensors[i].name;
+    int prev;
+    if (!lb_strmap_get(ix->names, name, strlen(name), &prev))   /* the first one wins */
+        lb_strmap_put(ix->names, name, strlen(name), i);
+}
+
+static lb_tensor *index_find(const tensor_index *ix, const char *name)
+{
+    int i;
+    return lb_strmap_get(ix->names, name, strlen(name), &i) ? &ix->m->tensors[i] : NULL;
+}
+
+/* Finds a formatted name; when required and absent, fails naming it. */
+static int find(const tensor_index *ix, lb_tensor **out, bool required, lb_error *err,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int find(const lb_model *m, lb_tensor **out, bool required, lb_error *err,
+static int find(const tensor_index *ix, lb_tensor **out, bool required, lb_error *err,
                 const char *fmt, ...)
 {
     char name[LB_MAX_NAME];
@@ -103,9 +147,9 @@ static int find(const lb_model *m, lb_tensor **out, bool required, lb_error *err
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    *out = lb_model_find(m, name);
+    *out = index_find(ix, name);
     if (!*out && required)
-        return lb_fail(err, "%s: tensor '%s' is missing", m->path, name);
+        return lb_fail(err, "%s: tensor '%s' is missing", ix->m->path, name);
     return 0;
 }
 
@@ -131,7 +175,7 @@ static lb_tensor view_rows(const lb_tensor *t, const char *name, int64_t row0, i
 /* GPT-2 checkpoints fuse q, k and v into one attn_qkv tensor; split it into three views so the
  * forward pass sees separate projections. Views share the fused tensor's storage and are
  * excluded from the byte and parameter counts by being zero-sized. */
-static int split_fused_qkv(lb_model *m, int layer, lb_error *err)
+static int split_fused_qkv(lb_model *m, tensor_index *ix, int layer, lb_error *err)
 {
     const lb_config *c = &m->cfg;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
@@ -139,7 +183,7 @@ static int split_fused_qkv(lb_model *m, int layer, lb_error *err)
     for (int s = 0; s < 2; s++) {
         char name[LB_MAX_NAME];
         snprintf(name, sizeof name, "blk.%d.attn_qkv.%s", layer, suffix[s]);
-        lb_tensor *fused = lb_model_find(m, name);
+        lb_tensor *fused = index_find(ix, name);
         if (!fused)
             continue;
         int64_t rows = fused->n_dims == 1 ? fused->ne[0] : fused->ne[1];
@@ -155,51 +199,42 @@ static int split_fused_qkv(lb_model *m, int layer, lb_error *err)
             lb_tensor v = view_rows(&base, pn, start[p], len[p]);
             v.nbytes = 0;          /* counted once, in the fused tensor */
             v.ne[3] = 1;
-            lb_model_add_tensor(m, &v);
+            index_add(ix, lb_model_add_tensor(m, &v));
         }
     }
     return 0;
 }
 
-int lb_model_bind(lb_model *m, lb_error *err)
+/* The most layers a config may claim; real models have at most a few hundred. */
+#define MAX_LAYERS 4096
+
+static int bind_tensors(lb_model *m, tensor_index *ix, lb_error *err)
 {
     lb_config *c = &m->cfg;
-    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->hidden_dim <= 0 || c->vocab_size <= 0 || c->head_dim <= 0)
-        return lb_fail(err, "%s: config has a zero or negative size (dim %d, layers %d, heads %d, "
-                       "kv heads %d, ffn %d, vocab %d)", m->path, c->dim, c->n_layers,
-                       c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size);
-    if (c->n_heads % c->n_kv_heads)
-        return lb_fail(err, "%s: %d attention heads is not a multiple of %d kv heads", m->path,
-                       c->n_heads, c->n_kv_heads);
-    if (c->rope_style != LB_ROPE_NONE && c->head_dim % 2)
-        return lb_fail(err, "%s: head size %d is odd; RoPE needs an even size", m->path,
-                       c->head_dim);
-    if (c->n_layers > 4096 || c->max_ctx <= 0)
-        return lb_fail(err, "%s: config has %d layers and context %d", m->path, c->n_layers,
-                       c->max_ctx);
-
     for (int l = 0; l < c->n_layers; l++)
-        if (split_fused_qkv(m, l, err))
+        if (split_fused_qkv(m, ix, l, err))
             return -1;
 
     /* Pointers into m->tensors are stable from here: nothing more is appended. */
     bool gpt2 = c->arch == LB_ARCH_GPT2;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
-    if (find(m, &m->tok_embd, true, err, "token_embd.weight") ||
+    if (find(ix, &m->tok_embd, true, err, "token_embd.weight") ||
         check_shape(m, m->tok_embd, c->dim, c->vocab_size, err))
         return -1;
-    if (find(m, &m->out_norm, true, err, "output_norm.weight") ||
-        check_shape(m, m->out_norm, c->dim, 0, err))
+    if (find(ix, &m->out_norm, true, err, "output_norm.weight") ||
+        check_shape(m, m->out_norm, c->dim, 0, err) || check_f32(m, m->out_norm, err))
         return -1;
-    find(m, &m->out_norm_b, false, err, "output_norm.bias");
-    find(m, &m->output, false, err, "output.weight");
+    find(ix, &m->out_norm_b, false, err, "output_norm.bias");
+    if (m->out_norm_b &&
+        (check_shape(m, m->out_norm_b, c->dim, 0, err) || check_f32(m, m->out_norm_b, err)))
+        return -1;
+    find(ix, &m->output, false, err, "output.weight");
     if (!m->output)
         m->output = m->tok_embd;
     else if (check_shape(m, m->output, c->dim, c->vocab_size, err))
         return -1;
     if (gpt2) {
-        if (find(m, &m->pos_embd, true, err, "position_embd.weight") ||
+        if (find(ix, &m->pos_embd, true, err, "position_embd.weight") ||
             check_shape(m, m->pos_embd, c->dim, m->pos_embd->ne[1], err))
             return -1;
         if (m->pos_embd->ne[1] < c->max_ctx)
@@ -234,18 +269,40 @@ int lb_model_bind(lb_model *m, lb_error *err)
             {&L->b_down, "ffn_down.bias", false, c->dim, 0},
         };
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-            if (find(m, want[i].slot, want[i].required, err, "blk.%d.%s", l, want[i].name))
+            if (find(ix, want[i].slot, want[i].required, err, "blk.%d.%s", l, want[i].name))
                 return -1;
             lb_tensor *t = *want[i].slot;
             if (t && check_shape(m, t, want[i].ne0, want[i].ne1, err))
                 return -1;
-            /* Norms and biases are read as fp32 vectors by the forward pass. */
-            if (t && want[i].ne1 == 0 && t->type != LB_TYPE_F32)
-                return lb_fail(err, "%s: tensor '%s' is %s; norms and biases must be F32",
-                               m->path, t->name, lb_type_name(t->type));
+            if (t && want[i].ne1 == 0 && check_f32(m, t, err))
+                return -1;
         }
     }
-    if (m->out_norm->type != LB_TYPE_F32 || (m->out_norm_b && m->out_norm_b->type != LB_TYPE_F32))
-        return lb_fail(err, "%s: output norm must be F32", m->path);
     return 0;
+}
+
+int lb_model_bind(lb_model *m, lb_error *err)
+{
+    lb_config *c = &m->cfg;
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->hidden_dim <= 0 || c->vocab_size <= 0 || c->head_dim <= 0 || c->max_ctx <= 0)
+        return lb_fail(err, "%s: config has a zero or negative size (dim %d, layers %d, heads %d, "
+                       "kv heads %d, head size %d, ffn %d, vocab %d, context %d)", m->path,
+                       c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+                       c->hidden_dim, c->vocab_size, c->max_ctx);
+    if (c->n_heads % c->n_kv_heads)
+        return lb_fail(err, "%s: %d attention heads is not a multiple of %d kv heads", m->path,
+                       c->n_heads, c->n_kv_heads);
+    if (c->rope_style != LB_ROPE_NONE && c->head_dim % 2)
+        return lb_fail(err, "%s: head size %d is odd; RoPE needs an even size", m->path,
+                       c->head_dim);
+    if (c->n_layers > MAX_LAYERS)
+        return lb_fail(err, "%s: config has %d layers (expected 1 to %d)", m->path, c->n_layers,
+                       MAX_LAYERS);
+    tensor_index ix = {m, lb_strmap_create((size_t)m->n_tensors)};
+    for (int i = 0; i < m->n_tensors; i++)
+        index_add(&ix, i);
+    int rc = bind_tensors(m, &ix, err);
+    lb_strmap_free(ix.names);
+    return rc;
 }
