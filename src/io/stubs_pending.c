@@ -1,12 +1,6 @@
 /* Placeholders for loaders being written; each is replaced by its real file. */
 #include "io/loaders.h"
 
-__attribute__((weak)) int lb_load_hf_dir(const char *dir, lb_model **out, lb_error *err)
-{
-    *out = NULL;
-    return lb_fail(err, "%s: Hugging Face directories are not supported yet", dir);
-}
-
 __attribute__((weak)) int lb_load_llama2c(const char *path, const char *tok, lb_model **out,
                                           lb_error *err)
 {
