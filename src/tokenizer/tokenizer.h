@@ -44,6 +44,7 @@ typedef struct lb_tokenizer {
     bool add_space_prefix;  /* SPM: prepend "▁" to the text */
     bool byte_fallback;     /* SPM: unknown characters become <0xXX> tokens */
     int byte_ids[256];      /* SPM: id of <0xXX>, or -1 */
+    int user_max_len;       /* SPM: bytes of the longest user-defined piece (0: none) */
     lb_pretok pretok;       /* BPE */
     void *regex;            /* BPE: compiled PCRE2 pattern */
     char *chat_template;    /* from metadata, may be NULL */
