@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Tiny random-weight Hugging Face checkpoints and their logits, computed independently.
 
-    hf_reference.py OUTDIR            good checkpoints, each with reference.json + logits.bin
-    hf_reference.py --broken OUTDIR   damaged checkpoints for the error tests
+    hf_reference.py OUTDIR [GPT2_VOCAB_DIR]   good checkpoints, each with reference.json +
+                                              logits.bin (with GPT2_VOCAB_DIR, also one over
+                                              GPT-2's real vocab.json + merges.txt)
+    hf_reference.py --broken OUTDIR           damaged checkpoints for the error tests
 
 Each good checkpoint is a directory in the layout transformers writes (config.json,
 model.safetensors or shards + model.safetensors.index.json, tokenizer.json). The safetensors
@@ -341,12 +343,13 @@ def build_llama(rng, cfg, ck, biases=False):
     return w
 
 
-def write_reference(d, cfg, logits, tok_vocab, expect):
+def write_reference(d, cfg, logits, tok_vocab, expect, encode=None):
     logits = np.asarray(logits, dtype="<f8")
     assert logits.shape == (len(TOKENS), cfg["vocab_size"])
     write_file(os.path.join(d, "logits.bin"), logits.tobytes())
+    text, ids = encode or (ENCODE_TEXT, bpe_encode(ENCODE_TEXT))
     ref = {"tokens": TOKENS, "vocab_size": cfg["vocab_size"], "tokenizer_tokens": tok_vocab,
-           "encode_text": ENCODE_TEXT, "encode_ids": bpe_encode(ENCODE_TEXT),
+           "encode_text": text, "encode_ids": ids,
            "logits_file": "logits.bin", "expect": expect}
     write_json(os.path.join(d, "reference.json"), ref)
 
@@ -472,10 +475,36 @@ def make_llama_sharded(out):
                      "rope_theta": 10000.0})
 
 
-def make_good(out):
+def make_gpt2_real_vocab(out, vocab_dir):
+    """A small GPT-2 over the real 50257-token vocabulary, tokenized by GPT-2's own vocab.json +
+    merges.txt (no tokenizer.json)."""
+    d = os.path.join(out, "gpt2_real_vocab")
+    os.makedirs(d, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(os.path.join(vocab_dir, name), os.path.join(d, name))
+    with open(os.path.join(vocab_dir, "vocab.json")) as f:
+        vocab = json.load(f)
+    rng = np.random.default_rng(6)
+    cfg = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 16,
+           "n_layer": 1, "n_head": 2, "n_inner": None, "n_positions": 16,
+           "vocab_size": len(vocab), "layer_norm_epsilon": 1e-5}
+    ck = Checkpoint("F32")
+    w = build_gpt2(rng, cfg, ck, prefix="transformer.")
+    write_file(os.path.join(d, "model.safetensors"), safetensors_bytes(ck.tensors))
+    write_json(os.path.join(d, "config.json"), cfg)
+    # Whole words that GPT-2's merges build completely, looked up in its vocabulary.
+    write_reference(d, cfg, gpt2_logits(w, cfg, TOKENS), len(vocab),
+                    {"arch": "gpt2", "dim": 16, "layers": 1, "heads": 2, "kv_heads": 2,
+                     "head_dim": 8, "ffn": 64, "context": 16, "rope_style": "none"},
+                    encode=("Hello world", [vocab["Hello"], vocab["\u0120world"]]))
+
+
+def make_good(out, vocab_dir=None):
     os.makedirs(out, exist_ok=True)
     for make in (make_gpt2, make_gpt2_f16, make_qwen2, make_llama_tied_bf16, make_llama_sharded):
         make(out)
+    if vocab_dir:
+        make_gpt2_real_vocab(out, vocab_dir)
 
 # ---- damaged checkpoints -------------------------------------------------------------------
 
@@ -643,8 +672,8 @@ def main():
     args = sys.argv[1:]
     if len(args) == 2 and args[0] == "--broken":
         make_broken(args[1])
-    elif len(args) == 1:
-        make_good(args[0])
+    elif len(args) in (1, 2) and not args[0].startswith("-"):
+        make_good(*args)
     else:
         sys.exit(__doc__)
 
