@@ -1,12 +1,15 @@
 /* GGUF reader against the real stories260K.gguf: header, metadata of each type, the
  * vocabulary arrays, the tensor table and tensor bytes, all checked against facts read from
  * the file by an independent Python parse (struct, by hand) and typed in here; every typed
- * getter's mismatch message; the gguf_arr_* accessors in and out of range; and every prefix
- * of the file's header (and a spread of prefixes through its data) refused with one line that
- * names the file. */
+ * getter's mismatch message; the gguf_arr_* accessors in and out of range; every prefix of
+ * the file's header (and a spread of prefixes through its data) refused with one line that
+ * names the file; and thousands of copies with random bytes changed in the header, each of
+ * which either loads and generates or is refused with one line. */
 #include "check.h"
 #include "core/file.h"
+#include "core/rng.h"
 #include "io/gguf.h"
+#include "model/generate.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +23,9 @@
 #define N_TENSORS 48
 #define N_KV 19
 #define DATA_OFFSET 14176   /* tensor infos end at 14152, aligned up to 32 */
+#define VOCAB_END 10660     /* the three vocabulary arrays; the scalar keys follow */
+#define KV_END 11347        /* end of the metadata, start of the tensor infos */
+#define INFOS_END 14152
 
 static uint32_t bits(float x)
 {
@@ -256,6 +262,82 @@ static void test_truncations(const char *src, const char *dir)
     free(copy);
 }
 
+/* The message of a refused file: one line, starting with the file's name. */
+static bool clear_error(const lb_error *err, const char *path)
+{
+    return strchr(err->msg, '\n') == NULL && strncmp(err->msg, path, strlen(path)) == 0 &&
+           strncmp(err->msg + strlen(path), ": ", 2) == 0;
+}
+
+/* Changes 1 to 3 bytes of a copy of the file in place (pwrite), loads it through the whole
+ * model loader, generates two tokens when it loads, and puts the bytes back. The regions (the
+ * fixed header, the vocabulary, the scalar keys, the tensor table) are picked with equal
+ * odds, so the structural fields are hit far more often than their share of bytes. */
+static void test_byte_changes(const char *src, const char *dir, int n_files)
+{
+    char *copy = lb_path_join(dir, "changed.gguf");
+    lb_error err;
+    char *data;
+    size_t len;
+    if (lb_read_file(src, 1 << 24, &data, &len, &err)) {
+        CHECK(0, "%s", err.msg);
+        free(copy);
+        return;
+    }
+    int fd = open(copy, O_CREAT | O_TRUNC | O_RDWR, 0644);
+    CHECK(fd >= 0 && write(fd, data, len) == (ssize_t)len, "write copy");
+    const uint64_t regions[][2] = {{0, 24}, {24, VOCAB_END}, {VOCAB_END, KV_END},
+                                   {KV_END, INFOS_END}};
+    lb_rng rng;
+    lb_rng_seed(&rng, 20240611);
+    int loaded = 0, refused = 0, generated = 0;
+    for (int i = 0; fd >= 0 && i < n_files; i++) {
+        uint64_t at[3];
+        int n = 1 + (int)(lb_rng_next(&rng) % 3);
+        for (int k = 0; k < n; k++) {
+            const uint64_t *r = regions[lb_rng_next(&rng) % 4];
+            at[k] = r[0] + lb_rng_next(&rng) % (r[1] - r[0]);
+            uint8_t b = (uint8_t)(data[at[k]] ^ (1 + lb_rng_next(&rng) % 255));
+            CHECK(pwrite(fd, &b, 1, (off_t)at[k]) == 1, "pwrite");
+        }
+        lb_model *m = NULL;
+        err.msg[0] = '\0';
+        if (lb_model_load(copy, NULL, &m, &err)) {
+            CHECK(clear_error(&err, copy), "file %d: [%s]", i, err.msg);
+            refused++;
+        } else {
+            loaded++;
+            lb_engine *e;
+            if (lb_engine_create(m, 32, 1, 1, &e, &err) == 0) {
+                lb_gen_params gp = lb_gen_defaults();
+                gp.max_new_tokens = 2;
+                gp.sampling.temperature = 0;
+                lb_gen_result res;
+                if (lb_generate(e, 0, "", &gp, NULL, NULL, &res, &err) == 0) {
+                    generated++;
+                    lb_gen_result_free(&res);
+                } else {
+                    CHECK(strchr(err.msg, '\n') == NULL, "file %d generate: [%s]", i, err.msg);
+                }
+                lb_engine_free(e);
+            } else {
+                CHECK(strchr(err.msg, '\n') == NULL, "file %d engine: [%s]", i, err.msg);
+            }
+            lb_model_free(m);
+        }
+        for (int k = n - 1; k >= 0; k--)
+            CHECK(pwrite(fd, data + at[k], 1, (off_t)at[k]) == 1, "restore");
+    }
+    printf("byte changes: %d files, %d loaded (%d generated), %d refused with one line\n",
+           n_files, loaded, generated, refused);
+    CHECK(loaded + refused == n_files, "every changed file loaded or was refused");
+    if (fd >= 0)
+        close(fd);
+    unlink(copy);
+    free(copy);
+    free(data);
+}
+
 int main(void)
 {
     const char *shared = test_env("LOWBIT_SHARED");
@@ -276,6 +358,7 @@ int main(void)
     char dir[] = "/tmp/lowbit-gguf-read.XXXXXX";
     if (mkdtemp(dir)) {
         test_truncations(path, dir);
+        test_byte_changes(path, dir, 10000);
         rmdir(dir);
     } else {
         CHECK(0, "mkdtemp");

@@ -53,10 +53,28 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "generate: -m MODEL is required\n");
         return 1;
     }
-    if (n < 0 || threads < 0 || ctx < 0) {
-        fprintf(stderr, "generate: -n, --threads and --ctx must not be negative\n");
-        return 1;
-    }
+    /* A bad option is named before the model is loaded (bounds as lb_sampling_check's). */
+    const struct {
+        bool ok;
+        const char *opt, *want;
+        double value;
+    } checks[] = {
+        {n >= 0, "--n-predict", "0 or more", n},
+        {threads >= 0, "--threads", "0 or more", threads},
+        {ctx >= 0, "--ctx", "0 or more", ctx},
+        {temp >= 0 && temp <= 100, "--temp", "in 0..100", temp},
+        {top_k >= 0, "--top-k", "0 or more", top_k},
+        {top_p > 0 && top_p <= 1, "--top-p", "in (0, 1]", top_p},
+        {min_p >= 0 && min_p < 1, "--min-p", "in [0, 1)", min_p},
+        {repeat > 0 && repeat <= 10, "--repeat-penalty", "in (0, 10]", repeat},
+        {last_n >= 0, "--repeat-last-n", "0 or more", last_n},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (!checks[i].ok) {
+            fprintf(stderr, "generate: %s is %g, expected %s\n", checks[i].opt, checks[i].value,
+                    checks[i].want);
+            return 1;
+        }
     if (quiet || json)
         lb_log_set_level(0);
 
