@@ -96,7 +96,7 @@ static void compare(const lb_tokenizer *t, const char *what, int index, const ch
         return;
     }
     tl->tokens += n;
-    bool same = n == want->n && memcmp(ids, want->v, (size_t)n * sizeof(int)) == 0;
+    bool same = n == want->n && (n == 0 || memcmp(ids, want->v, (size_t)n * sizeof(int)) == 0);
     if (!same && tl->differing++ < MAX_SHOWN) {
         int k = 0;
         while (k < n && k < want->n && ids[k] == want->v[k])

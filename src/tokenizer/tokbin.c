@@ -62,12 +62,19 @@ int tok_load_llama2c(const char *path, int vocab_size, lb_tokenizer **out, lb_er
         int32_t len;
         memcpy(&score, data + pos, 4);
         memcpy(&len, data + pos + 4, 4);
+        size_t next = pos + 8 + (size_t)len;
         int type = i == 0 ? LB_TOKEN_UNKNOWN : i <= 2 ? LB_TOKEN_CONTROL : LB_TOKEN_NORMAL;
         /* llama2.c's exporter wrote SentencePiece's "▁" as a plain space; restore it so the
          * vocabulary reads as it does in GGUF and tokenizer.model. */
         lb_buf piece = {0};
+        const char *text = data + pos + 8;
+        /* The exporter also wrapped BOS and EOS in newlines ("\n<s>\n"); unwrap them. */
+        if (type == LB_TOKEN_CONTROL && len >= 2 && text[0] == '\n' && text[len - 1] == '\n') {
+            text++;
+            len -= 2;
+        }
         for (int32_t k = 0; k < len; k++) {
-            char ch = data[pos + 8 + (size_t)k];
+            char ch = text[k];
             if (ch == ' ')
                 lb_buf_append(&piece, "\xe2\x96\x81", 3);
             else
@@ -75,7 +82,7 @@ int tok_load_llama2c(const char *path, int vocab_size, lb_tokenizer **out, lb_er
         }
         tok_set_piece(t, i, lb_buf_cstr(&piece), piece.n, score, type);
         lb_buf_free(&piece);
-        pos += 8 + (size_t)len;
+        pos = next;
     }
     free(data);
     /* llama2.c's convention: 0 <unk>, 1 <s>, 2 </s>. */
