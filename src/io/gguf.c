@@ -30,6 +30,11 @@ const char *gguf_printable(const char *s, size_t len, char *buf, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
+    if (cap < 8) {   /* too small for one escape and the "..." */
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         /* Room for the longest form (\xNN) and "..." + NUL. */
@@ -462,8 +467,7 @@ const gguf_kv *gguf_find(const gguf_file *f, const char *key)
     return NULL;
 }
 
-/* "uint32", "array of string" ... for messages. */
-static const char *describe(const gguf_kv *kv, char *buf, size_t cap)
+const char *gguf_kv_kind(const gguf_kv *kv, char *buf, size_t cap)
 {
     if (kv->type == GGUF_ARRAY)
         snprintf(buf, cap, "an array of %s", gguf_type_name(kv->arr_type));
@@ -483,7 +487,7 @@ static int mismatch(const gguf_file *f, const char *key, const char *want, lb_er
         return lb_fail(err, "%s: metadata key '%s' is uint64 %" PRIu64 " (expected %s up to "
                        "2^63-1)", f->path, key_p, kv->v.u, want);
     return lb_fail(err, "%s: metadata key '%s' is %s (expected %s)", f->path, key_p,
-                   describe(kv, have, sizeof have), want);
+                   gguf_kv_kind(kv, have, sizeof have), want);
 }
 
 static bool is_unsigned(gguf_type t)

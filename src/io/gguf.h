@@ -81,6 +81,8 @@ const char *gguf_type_name(gguf_type t);
 /* Copies len bytes of s into buf (cap bytes) for an error message: control bytes become \xNN
  * so a message stays on one line, and a long text is cut with "...". Returns buf. */
 const char *gguf_printable(const char *s, size_t len, char *buf, size_t cap);
+/* A value's type for messages: "uint32", "string", "an array of int32". Returns buf. */
+const char *gguf_kv_kind(const gguf_kv *kv, char *buf, size_t cap);
 /* Pointer to a tensor's data inside the map. */
 const void *gguf_tensor_data(const gguf_file *f, const gguf_tensor_info *t);
 

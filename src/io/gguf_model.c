@@ -3,6 +3,7 @@
 #include "io/gguf.h"
 #include "io/loaders.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +14,6 @@
 #define MAX_PIECE (1 << 16)
 /* The most layers lb_model_bind accepts. */
 #define MAX_LAYERS 4096
-
-/* "uint32", "an array of int32" ... for messages. */
-static const char *kv_kind(const gguf_kv *kv, char *buf, size_t cap)
-{
-    if (kv->type == GGUF_ARRAY)
-        snprintf(buf, cap, "an array of %s", gguf_type_name(kv->arr_type));
-    else
-        snprintf(buf, cap, "%s", gguf_type_name(kv->type));
-    return buf;
-}
 
 /* Reads "{arch}.{key}" as an integer in min..max; absent and not required: fallback. */
 static int get_arch_int(const gguf_file *f, const char *arch, const char *key, bool required,
@@ -140,7 +131,7 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
                        f->path);
     if (tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING)
         return lb_fail(err, "%s: metadata key 'tokenizer.ggml.tokens' is %s (expected an array of "
-                       "strings)", f->path, kv_kind(tokens, have, sizeof have));
+                       "strings)", f->path, gguf_kv_kind(tokens, have, sizeof have));
     if (tokens->arr_n == 0 || tokens->arr_n > MAX_VOCAB)
         return lb_fail(err, "%s: metadata key 'tokenizer.ggml.tokens' has %" PRIu64 " tokens "
                        "(expected 1 to %d)", f->path, tokens->arr_n, MAX_VOCAB);
@@ -170,7 +161,7 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
             continue;
         if (arrays[i]->type != GGUF_ARRAY || !arrays[i]->arr_data)
             return lb_fail(err, "%s: metadata key '%s' is %s (expected an array of numbers)",
-                           f->path, names[i], kv_kind(arrays[i], have, sizeof have));
+                           f->path, names[i], gguf_kv_kind(arrays[i], have, sizeof have));
         if (arrays[i]->arr_n != tokens->arr_n)
             return lb_fail(err, "%s: metadata key '%s' has %" PRIu64 " entries, expected %d "
                            "(one per token)", f->path, names[i], arrays[i]->arr_n, n);
@@ -178,16 +169,20 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
 
     lb_tokenizer *t = tok_create(kind, n);
     m->tok = t;
-    for (int i = 0; i < n; i++)
-        tok_set_piece(t, i, tokens->arr_strs[i].s, tokens->arr_strs[i].len,
-                      scores ? (float)gguf_arr_float(scores, (uint64_t)i) : 0.0f,
-                      types ? (int)gguf_arr_int(types, (uint64_t)i) : LB_TOKEN_NORMAL);
+    for (int i = 0; i < n; i++) {
+        /* A float64 score beyond float's range would be undefined to convert: clamp it. */
+        double score = scores ? gguf_arr_float(scores, (uint64_t)i) : 0.0;
+        score = score > FLT_MAX ? FLT_MAX : score < -FLT_MAX ? -FLT_MAX : score;
+        int64_t type = types ? gguf_arr_int(types, (uint64_t)i) : LB_TOKEN_NORMAL;
+        tok_set_piece(t, i, tokens->arr_strs[i].s, tokens->arr_strs[i].len, (float)score,
+                      type >= 0 && type <= 255 ? (int)type : 0);
+    }
 
     const gguf_kv *merges = gguf_find(f, "tokenizer.ggml.merges");
     if (merges) {
         if (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)
             return lb_fail(err, "%s: metadata key 'tokenizer.ggml.merges' is %s (expected an "
-                           "array of strings)", f->path, kv_kind(merges, have, sizeof have));
+                           "array of strings)", f->path, gguf_kv_kind(merges, have, sizeof have));
         for (uint64_t i = 0; i < merges->arr_n; i++) {
             const gguf_str *s = &merges->arr_strs[i];
             const char *sp = memchr(s->s + (s->len > 0), ' ', s->len ? s->len - 1 : 0);
