@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libcurl4-openssl-dev
-          python3-numpy python3-sentencepiece nodejs npm)
+          libmicrohttpd-dev libsqlite3-dev libyaml-dev libcairo2-dev libpango1.0-dev
+          libopenblas-dev liblapacke-dev
+          python3-numpy python3-sentencepiece nodejs npm
+          poppler-utils chromium wrk nginx-light)
 
 missing=()
 for p in "${packages[@]}"; do

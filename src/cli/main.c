@@ -14,6 +14,16 @@ static const struct {
     {"generate", cmd_generate, "generate text from a prompt"},
     {"synth", cmd_synth, "write a random-weight GGUF model of a real architecture and size"},
     {"pull", cmd_pull, "download a model from the Hugging Face hub"},
+    {"quantize", cmd_quantize, "quantize a model (rtn, gptq, awq, smoothquant) with calibration data"},
+    {"export", cmd_export, "export a quantized model for other tools (gguf, gptq, awq, w8a8)"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text or dataset"},
+    {"kld", cmd_kld, "KL divergence of a model's predictions from a baseline's"},
+    {"mc", cmd_mc, "multiple-choice benchmark by log-likelihood (hellaswag, piqa, mmlu, ...)"},
+    {"bench", cmd_bench, "latency and throughput across batch sizes"},
+    {"serve", cmd_serve, "serve models over HTTP (original API and OpenAI-compatible)"},
+    {"pipeline", cmd_pipeline, "run a YAML pipeline: quantize, evaluate, benchmark, report"},
+    {"runs", cmd_runs, "list, show and compare runs in the results database"},
+    {"report", cmd_report, "write a report (md, html, pdf, csv, json) from the results database"},
 };
 
 static void usage(FILE *out)
