@@ -72,8 +72,25 @@ int64_t lb_model_params(const lb_model *m)
 {
     int64_t n = 0;
     for (int i = 0; i < m->n_tensors; i++)
-        n += lb_tensor_nelements(&m->tensors[i]);
+        if (!m->tensors[i].view)
+            n += lb_tensor_nelements(&m->tensors[i]);
     return n;
+}
+
+int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_error *err)
+{
+    lb_tensor *t = lb_model_find(m, name);
+    if (!t)
+        return lb_fail(err, "%s: no tensor named '%s'", m->path, name);
+    int64_t n = lb_tensor_nelements(t);
+    float *copy = lb_malloc((size_t)n * sizeof(float));
+    memcpy(copy, values, (size_t)n * sizeof(float));
+    lb_model_own(m, copy);
+    t->type = LB_TYPE_F32;
+    t->data = copy;
+    t->nbytes = (size_t)n * sizeof(float);
+    t->view = false;
+    return 0;
 }
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -198,6 +215,7 @@ static int split_fused_qkv(lb_model *m, tensor_index *ix, int layer, lb_error *e
             snprintf(pn, sizeof pn, "blk.%d.%s.%s", layer, part[p], suffix[s]);
             lb_tensor v = view_rows(&base, pn, start[p], len[p]);
             v.nbytes = 0;          /* counted once, in the fused tensor */
+            v.view = true;
             v.ne[3] = 1;
             index_add(ix, lb_model_add_tensor(m, &v));
         }

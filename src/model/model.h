@@ -97,7 +97,12 @@ int lb_model_add_tensor(lb_model *m, const lb_tensor *t);
  * ties the output head when there is none. Errors name the tensor and the shapes. */
 int lb_model_bind(lb_model *m, lb_error *err);
 
-/* Total bytes of tensor data and parameter count. */
+/* Replaces a tensor's contents with fp32 values (same element count, copied into a buffer the
+ * model owns): quantizers use it to fold smoothing factors into norms, or to write back
+ * fake-quantized weights. Handles bound in m->layers keep pointing at the tensor. */
+int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_error *err);
+
+/* Total bytes of tensor data and parameter count (views counted once, in their owner). */
 size_t lb_model_bytes(const lb_model *m);
 int64_t lb_model_params(const lb_model *m);
 

@@ -57,6 +57,7 @@ typedef struct {
     int64_t ne[LB_MAX_DIMS];   /* unused dimensions are 1 */
     void *data;
     size_t nbytes;
+    bool view;    /* shares a larger tensor's storage (GPT-2's fused qkv); counted there */
 } lb_tensor;
 
 int64_t lb_tensor_nelements(const lb_tensor *t);
