@@ -197,7 +197,7 @@ static int read_llama(const reader *r, hf_config *out)
     static const char *const act[] = {"silu", "swish"};
     if (check_choice(r, "hidden_act", act, 2))
         return -1;
-    bool mlp_bias;
+    bool mlp_bias = false;
     if (get_bool(r, "mlp_bias", false, &mlp_bias))
         return -1;
     if (mlp_bias)

@@ -125,11 +125,12 @@ static void attention_task(void *ctx, int task, int thread)
         scores[p] = expf(scores[p] - max);
         sum += scores[p];
     }
-    float *out = e->att + ((size_t)t * c->n_heads + h) * hd;
+    float *restrict out = e->att + ((size_t)t * c->n_heads + h) * hd;
     memset(out, 0, (size_t)hd * sizeof(float));
+    float inv_sum = 1.0f / sum;
     for (int p = 0; p <= pos; p++) {
-        const float *v = kv_row(e, e->v_cache, seq, j->layer, p) + (size_t)kvh * hd;
-        float w = scores[p] / sum;
+        const float *restrict v = kv_row(e, e->v_cache, seq, j->layer, p) + (size_t)kvh * hd;
+        float w = scores[p] * inv_sum;
         for (int i = 0; i < hd; i++)
             out[i] += w * v[i];
     }
