@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SHARED ?= ../shared
 
-.PHONY: all deps build demo test test-fast test-asan clean
+.PHONY: all deps build demo test test-fast test-asan fuzz fuzz-smoke clean
 
 all: build
 
@@ -23,6 +23,7 @@ demo: deps build
 test: deps
 	@$(MAKE) --no-print-directory test-fast BUILD=build-ci CMAKE_ARGS="-DLOWBIT_WERROR=ON"
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -31,5 +32,13 @@ test-asan:
 	@$(MAKE) --no-print-directory test-fast BUILD=build-asan \
 	  CMAKE_ARGS="-DLOWBIT_WERROR=ON -DLOWBIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
+# libFuzzer targets for every parser: `make fuzz` runs each for FUZZ_SECONDS (default 60),
+# `make fuzz-smoke` (part of `make test`) a fixed number of runs from the seed corpora.
+fuzz: deps
+	scripts/fuzz.sh
+
+fuzz-smoke:
+	scripts/fuzz.sh --smoke 2000
+
 clean:
-	rm -rf build build-ci build-asan
+	rm -rf build build-ci build-asan build-fuzz
