@@ -91,7 +91,7 @@ static void ensure_scratch(lb_engine *e, int n)
     e->cap = n;
 }
 
-int lb_engine_forward(lb_engine *e, const lb_batch *b, float *logits, lb_error *err)
+static int check_batch(const lb_engine *e, const lb_batch *b, lb_error *err)
 {
     const lb_config *c = &e->m->cfg;
     if (b->n <= 0)
@@ -106,11 +106,55 @@ int lb_engine_forward(lb_engine *e, const lb_batch *b, float *logits, lb_error *
         if (b->seq[t] < 0 || b->seq[t] >= e->n_seq)
             return lb_fail(err, "sequence %d is outside the %d slots", b->seq[t], e->n_seq);
     }
+    return 0;
+}
+
+int lb_engine_forward(lb_engine *e, const lb_batch *b, float *logits, lb_error *err)
+{
+    if (check_batch(e, b, err))
+        return -1;
     ensure_scratch(e, b->n);
-    if (c->arch == LB_ARCH_GPT2)
+    if (e->m->cfg.arch == LB_ARCH_GPT2)
         gpt2_forward(e, b, logits);
     else
         llama_forward(e, b, logits);
+    return 0;
+}
+
+void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
+{
+    e->capture = fn;
+    e->capture_user = fn ? user : NULL;
+}
+
+int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err)
+{
+    if (check_batch(e, b, err))
+        return -1;
+    ensure_scratch(e, b->n);
+    if (e->m->cfg.arch == LB_ARCH_GPT2)
+        gpt2_embed(e, b);
+    else
+        llama_embed(e, b);
+    memcpy(x, e->x, (size_t)b->n * (size_t)e->m->cfg.dim * sizeof(float));
+    return 0;
+}
+
+int lb_engine_block(lb_engine *e, int layer, const lb_batch *b, float *x, lb_error *err)
+{
+    if (layer < 0 || layer >= e->m->cfg.n_layers)
+        return lb_fail(err, "block %d is outside the model's %d layers", layer,
+                       e->m->cfg.n_layers);
+    if (check_batch(e, b, err))
+        return -1;
+    ensure_scratch(e, b->n);
+    size_t bytes = (size_t)b->n * (size_t)e->m->cfg.dim * sizeof(float);
+    memcpy(e->x, x, bytes);
+    if (e->m->cfg.arch == LB_ARCH_GPT2)
+        gpt2_block(e, layer, b);
+    else
+        llama_block(e, layer, b);
+    memcpy(x, e->x, bytes);
     return 0;
 }
 

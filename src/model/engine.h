@@ -34,4 +34,24 @@ lb_pool *lb_engine_pool(lb_engine *e);
 /* Bytes held by the KV cache. */
 size_t lb_engine_kv_bytes(const lb_engine *e);
 
+/* Block-by-block execution for the quantizers, which feed block l with the outputs of the
+ * already-quantized blocks 0..l-1 and need to see what each linear layer is given. */
+typedef enum {
+    LB_SITE_QKV,    /* attention norm output: input of q, k, v */
+    LB_SITE_O,      /* attention output: input of o */
+    LB_SITE_FFN,    /* feed-forward norm output: input of gate and up */
+    LB_SITE_DOWN,   /* activated hidden state: input of down */
+    LB_SITE_COUNT
+} lb_site;
+
+/* Called with the n rows (width floats each) a linear layer of `layer` is about to multiply. */
+typedef void (*lb_capture_fn)(void *user, int layer, lb_site site, const float *x, int n,
+                              int width);
+/* fn NULL switches capturing off. */
+void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user);
+/* Token (and position) embeddings of the batch into x[n][dim]. */
+int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err);
+/* Runs block `layer` over x[n][dim] in place; attention writes and reads that layer's cache. */
+int lb_engine_block(lb_engine *e, int layer, const lb_batch *b, float *x, lb_error *err);
+
 #endif

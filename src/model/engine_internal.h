@@ -15,6 +15,9 @@ struct lb_engine {
     int cap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
     float *att_scores;         /* [threads][n_ctx] */
+    /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
+    lb_capture_fn capture;
+    void *capture_user;
 };
 
 /* Rows of the KV cache for (sequence, layer). */
@@ -41,8 +44,20 @@ void op_logits(lb_engine *e, const lb_batch *b, float *logits);
 void op_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
                float *y);
 
-/* llama.c, gpt2.c */
+/* llama.c, gpt2.c: embeddings into e->x, one block over e->x in place, the whole pass. */
+void llama_embed(lb_engine *e, const lb_batch *b);
+void llama_block(lb_engine *e, int layer, const lb_batch *b);
 void llama_forward(lb_engine *e, const lb_batch *b, float *logits);
+void gpt2_embed(lb_engine *e, const lb_batch *b);
+void gpt2_block(lb_engine *e, int layer, const lb_batch *b);
 void gpt2_forward(lb_engine *e, const lb_batch *b, float *logits);
+
+/* Hands a linear layer's input rows to the capture hook, if one is set. */
+static inline void engine_capture(lb_engine *e, int layer, lb_site site, const float *x, int n,
+                                  int width)
+{
+    if (e->capture)
+        e->capture(e->capture_user, layer, site, x, n, width);
+}
 
 #endif

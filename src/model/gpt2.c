@@ -5,37 +5,50 @@
 
 #include <stdlib.h>
 
-void gpt2_forward(lb_engine *e, const lb_batch *b, float *logits)
+void gpt2_embed(lb_engine *e, const lb_batch *b)
 {
     const lb_model *m = e->m;
-    const lb_config *c = &m->cfg;
-    int n = b->n, dim = c->dim;
+    int dim = m->cfg.dim;
     float *pos_row = lb_malloc((size_t)dim * sizeof(float));
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < b->n; t++) {
         float *x = e->x + (size_t)t * dim;
         lb_tensor_get_row(m->tok_embd, b->token[t], x);
         lb_tensor_get_row(m->pos_embd, b->pos[t], pos_row);
         op_add(x, pos_row, (size_t)dim);
     }
     free(pos_row);
+}
 
-    for (int l = 0; l < c->n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        const float *nb = L->attn_norm_b ? L->attn_norm_b->data : NULL;
-        op_layernorm(e->xb, e->x, L->attn_norm->data, nb, n, dim, c->norm_eps);
-        op_linear(e, L->wq, L->bq, e->xb, n, e->q);
-        op_linear(e, L->wk, L->bk, e->xb, n, e->k);
-        op_linear(e, L->wv, L->bv, e->xb, n, e->v);
-        op_attention(e, l, b);
-        op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
-        op_add(e->x, e->xb2, (size_t)n * dim);
+void gpt2_block(lb_engine *e, int l, const lb_batch *b)
+{
+    const lb_config *c = &e->m->cfg;
+    const lb_layer *L = &e->m->layers[l];
+    int n = b->n, dim = c->dim;
+    const float *nb = L->attn_norm_b ? L->attn_norm_b->data : NULL;
+    op_layernorm(e->xb, e->x, L->attn_norm->data, nb, n, dim, c->norm_eps);
+    engine_capture(e, l, LB_SITE_QKV, e->xb, n, dim);
+    op_linear(e, L->wq, L->bq, e->xb, n, e->q);
+    op_linear(e, L->wk, L->bk, e->xb, n, e->k);
+    op_linear(e, L->wv, L->bv, e->xb, n, e->v);
+    op_attention(e, l, b);
+    engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
+    op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
+    op_add(e->x, e->xb2, (size_t)n * dim);
 
-        nb = L->ffn_norm_b ? L->ffn_norm_b->data : NULL;
-        op_layernorm(e->xb, e->x, L->ffn_norm->data, nb, n, dim, c->norm_eps);
-        op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb);
-        op_gelu(e->hb, (size_t)n * c->hidden_dim);
-        op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
-        op_add(e->x, e->xb2, (size_t)n * dim);
-    }
+    nb = L->ffn_norm_b ? L->ffn_norm_b->data : NULL;
+    op_layernorm(e->xb, e->x, L->ffn_norm->data, nb, n, dim, c->norm_eps);
+    engine_capture(e, l, LB_SITE_FFN, e->xb, n, dim);
+    op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb);
+    op_gelu(e->hb, (size_t)n * c->hidden_dim);
+    engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
+    op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
+    op_add(e->x, e->xb2, (size_t)n * dim);
+}
+
+void gpt2_forward(lb_engine *e, const lb_batch *b, float *logits)
+{
+    gpt2_embed(e, b);
+    for (int l = 0; l < e->m->cfg.n_layers; l++)
+        gpt2_block(e, l, b);
     op_logits(e, b, logits);
 }

@@ -3,32 +3,45 @@
  * RMSNorm → SwiGLU feed-forward → residual; final RMSNorm and the output head. */
 #include "model/engine_internal.h"
 
-void llama_forward(lb_engine *e, const lb_batch *b, float *logits)
+void llama_embed(lb_engine *e, const lb_batch *b)
 {
     const lb_model *m = e->m;
-    const lb_config *c = &m->cfg;
-    int n = b->n, dim = c->dim;
-    for (int t = 0; t < n; t++)
+    int dim = m->cfg.dim;
+    for (int t = 0; t < b->n; t++)
         lb_tensor_get_row(m->tok_embd, b->token[t], e->x + (size_t)t * dim);
+}
 
-    for (int l = 0; l < c->n_layers; l++) {
-        const lb_layer *L = &m->layers[l];
-        op_rmsnorm(e->xb, e->x, L->attn_norm->data, n, dim, c->norm_eps);
-        op_linear(e, L->wq, L->bq, e->xb, n, e->q);
-        op_linear(e, L->wk, L->bk, e->xb, n, e->k);
-        op_linear(e, L->wv, L->bv, e->xb, n, e->v);
-        op_rope(e, e->q, c->n_heads, b);
-        op_rope(e, e->k, c->n_kv_heads, b);
-        op_attention(e, l, b);
-        op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
-        op_add(e->x, e->xb2, (size_t)n * dim);
+void llama_block(lb_engine *e, int l, const lb_batch *b)
+{
+    const lb_config *c = &e->m->cfg;
+    const lb_layer *L = &e->m->layers[l];
+    int n = b->n, dim = c->dim;
+    op_rmsnorm(e->xb, e->x, L->attn_norm->data, n, dim, c->norm_eps);
+    engine_capture(e, l, LB_SITE_QKV, e->xb, n, dim);
+    op_linear(e, L->wq, L->bq, e->xb, n, e->q);
+    op_linear(e, L->wk, L->bk, e->xb, n, e->k);
+    op_linear(e, L->wv, L->bv, e->xb, n, e->v);
+    op_rope(e, e->q, c->n_heads, b);
+    op_rope(e, e->k, c->n_kv_heads, b);
+    op_attention(e, l, b);
+    engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
+    op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
+    op_add(e->x, e->xb2, (size_t)n * dim);
 
-        op_rmsnorm(e->xb, e->x, L->ffn_norm->data, n, dim, c->norm_eps);
-        op_linear(e, L->w_gate, NULL, e->xb, n, e->hb);
-        op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
-        op_swiglu(e->hb, e->hb2, (size_t)n * c->hidden_dim);
-        op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
-        op_add(e->x, e->xb2, (size_t)n * dim);
-    }
+    op_rmsnorm(e->xb, e->x, L->ffn_norm->data, n, dim, c->norm_eps);
+    engine_capture(e, l, LB_SITE_FFN, e->xb, n, dim);
+    op_linear(e, L->w_gate, NULL, e->xb, n, e->hb);
+    op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
+    op_swiglu(e->hb, e->hb2, (size_t)n * c->hidden_dim);
+    engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
+    op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
+    op_add(e->x, e->xb2, (size_t)n * dim);
+}
+
+void llama_forward(lb_engine *e, const lb_batch *b, float *logits)
+{
+    llama_embed(e, b);
+    for (int l = 0; l < e->m->cfg.n_layers; l++)
+        llama_block(e, l, b);
     op_logits(e, b, logits);
 }
