@@ -22,6 +22,8 @@ void lb_model_free(lb_model *m)
     if (!m)
         return;
     tok_free(m->tok);
+    if (m->src_meta && m->src_meta_free)
+        m->src_meta_free(m->src_meta);
     free(m->layers);
     free(m->tensors);
     for (int i = 0; i < m->n_maps; i++)
@@ -123,6 +125,19 @@ static int check_shape(const lb_model *m, const lb_tensor *t, int64_t ne0, int64
                    "config", m->path, t->name, have, ne0);
 }
 
+/* Weights go through lb_matmul (and the embedding through lb_tensor_get_row): their type
+ * needs a dot kernel, or a group layout that matches the shape. */
+static int check_matmul(const lb_model *m, const lb_tensor *t, lb_error *err)
+{
+    const lb_type_traits *tr = lb_type_traits_of(t->type);
+    const lb_qlayout *L = t->qlayout;
+    if (L ? L->cols == t->ne[0] && L->rows == t->ne[1] : tr && tr->dot && tr->to_float)
+        return 0;
+    return lb_fail(err, "%s: tensor '%s' is %s%s, which lowbit cannot use as a weight matrix",
+                   m->path, t->name, lb_type_name(t->type),
+                   tr && tr->quantized && !L ? " without its group layout" : "");
+}
+
 /* Norms and biases are read as fp32 vectors by the forward pass. */
 static int check_f32(const lb_model *m, const lb_tensor *t, lb_error *err)
 {
@@ -181,7 +196,7 @@ static lb_tensor view_rows(const lb_tensor *t, const char *name, int64_t row0, i
         v.ne[0] = rows;
         v.nbytes = (size_t)rows * eb;
     } else {
-        size_t rb = lb_row_bytes(t->type, t->ne[0]);
+        size_t rb = lb_tensor_row_bytes(t);
         v.data = (char *)t->data + (size_t)row0 * rb;
         v.ne[1] = rows;
         v.nbytes = (size_t)rows * rb;
@@ -246,7 +261,11 @@ static int bind_tensors(lb_model *m, tensor_index *ix, lb_error *err)
     if (m->out_norm_b &&
         (check_shape(m, m->out_norm_b, c->dim, 0, err) || check_f32(m, m->out_norm_b, err)))
         return -1;
+    if (check_matmul(m, m->tok_embd, err))
+        return -1;
     find(ix, &m->output, false, err, "output.weight");
+    if (m->output && check_matmul(m, m->output, err))
+        return -1;
     if (!m->output)
         m->output = m->tok_embd;
     else if (check_shape(m, m->output, c->dim, c->vocab_size, err))
@@ -293,6 +312,8 @@ static int bind_tensors(lb_model *m, tensor_index *ix, lb_error *err)
             if (t && check_shape(m, t, want[i].ne0, want[i].ne1, err))
                 return -1;
             if (t && want[i].ne1 == 0 && check_f32(m, t, err))
+                return -1;
+            if (t && want[i].ne1 && check_matmul(m, t, err))
                 return -1;
         }
     }

@@ -55,6 +55,23 @@ typedef struct {
     lb_tensor *b_up, *b_down;
 } lb_layer;
 
+/* How a model was quantized, as a whole: the quantizer fills it, lb_model_save writes it as
+ * "lowbit.quant.*" metadata, the GGUF loader reads it back, `lowbit info` shows it. Each
+ * quantized tensor's own bits, group size, zero points and act-order index live in its
+ * lb_qlayout (tensor.h); these are the run's settings. method[0] == 0: not quantized. */
+typedef struct {
+    char method[32];     /* "rtn", "gptq", "awq", "smoothquant", … */
+    int bits;            /* 2, 3, 4, 8 */
+    int group_size;      /* 0: per output channel */
+    bool sym;
+    bool act_order;      /* GPTQ: columns in order of decreasing Hessian diagonal */
+    bool w8a8;           /* activations int8 per token at run time */
+    float alpha;         /* SmoothQuant migration strength / AWQ grid exponent; 0 when unused */
+    float damp;          /* GPTQ dampening (fraction of the mean diagonal); 0 when unused */
+    int calib_samples, calib_seqlen;   /* 0 when uncalibrated (RTN) */
+    char calib_file[256];              /* base name of the calibration file, "" when none */
+} lb_quant_info;
+
 typedef struct lb_model {
     lb_config cfg;
     char path[1024];
@@ -72,6 +89,11 @@ typedef struct lb_model {
     int n_maps;
     void **buffers;          /* heap blocks tensors point into */
     int n_buffers;
+    lb_quant_info quant;     /* zeroed unless quantized */
+    /* The source file's parsed GGUF header (a gguf_file *), kept so lb_model_save can copy
+     * its metadata; freed with src_meta_free. NULL for other formats. */
+    void *src_meta;
+    void (*src_meta_free)(void *);
 } lb_model;
 
 typedef struct {
@@ -101,6 +123,13 @@ int lb_model_bind(lb_model *m, lb_error *err);
  * model owns): quantizers use it to fold smoothing factors into norms, or to write back
  * fake-quantized weights. Handles bound in m->layers keep pointing at the tensor. */
 int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_error *err);
+
+/* Writes the model as a GGUF v3 file lowbit loads back with identical logits: the source's
+ * metadata (config and tokenizer), "lowbit.quant.*" from m->quant, every tensor in its current
+ * type. Group-quantized tensors are stored as lowbit's own types (ids 100..104) with their
+ * scales, zero points and act-order index beside them (see gguf_model.c). Written under a
+ * temporary name and renamed: a failure leaves nothing at path. */
+int lb_model_save(const lb_model *m, const char *path, lb_error *err);
 
 /* Total bytes of tensor data and parameter count (views counted once, in their owner). */
 size_t lb_model_bytes(const lb_model *m);

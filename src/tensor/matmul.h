@@ -8,5 +8,9 @@
 #include "tensor/tensor.h"
 
 void lb_matmul(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y);
+/* The same through a named kernel level ("scalar", "avx2", "avx512") for group-quantized (and
+ * F32) weights, so tests can compare levels in one process; -1 if the CPU lacks the level. */
+int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y,
+                    const char *level);
 
 #endif

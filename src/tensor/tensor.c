@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <cpuid.h>
 #include <string.h>
 
 /* ---- fp16 / bf16 ---------------------------------------------------------------------- */
@@ -200,7 +201,24 @@ static void q4_1_from_float(const float *src, void *dst, int64_t n)
     }
 }
 
+static void i8_to_float(const void *src, float *dst, int64_t n)
+{
+    const int8_t *s = src;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = (float)s[i];
+}
+
+static void i32_to_float(const void *src, float *dst, int64_t n)
+{
+    const int32_t *s = src;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = (float)s[i];
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
+
+/* lowbit's group formats have no per-type conversions: a row needs its tensor's lb_qlayout,
+ * so they go through lb_tensor_get_row and lb_matmul. Their block is the 32-code block. */
 
 static lb_type_traits g_traits[LB_TYPE_COUNT] = {
     [LB_TYPE_F32] = {"F32", 1, 4, false, f32_to_float, f32_from_float, NULL},
@@ -209,9 +227,18 @@ static lb_type_traits g_traits[LB_TYPE_COUNT] = {
     [LB_TYPE_Q8_0] = {"Q8_0", LB_QK, sizeof(lb_block_q8_0), true, q8_0_to_float, q8_0_from_float, NULL},
     [LB_TYPE_Q4_0] = {"Q4_0", LB_QK, sizeof(lb_block_q4_0), true, q4_0_to_float, q4_0_from_float, NULL},
     [LB_TYPE_Q4_1] = {"Q4_1", LB_QK, sizeof(lb_block_q4_1), true, q4_1_to_float, q4_1_from_float, NULL},
+    [LB_TYPE_I8] = {"I8", 1, 1, false, i8_to_float, NULL, NULL},
+    [LB_TYPE_I32] = {"I32", 1, 4, false, i32_to_float, NULL, NULL},
+    [LB_TYPE_LBQ2] = {"LBQ2", 32, 8, true, NULL, NULL, NULL},
+    [LB_TYPE_LBQ3] = {"LBQ3", 32, 12, true, NULL, NULL, NULL},
+    [LB_TYPE_LBQ4] = {"LBQ4", 32, 16, true, NULL, NULL, NULL},
+    [LB_TYPE_LBQ8] = {"LBQ8", 32, 32, true, NULL, NULL, NULL},
+    [LB_TYPE_LBW8A8] = {"LBW8A8", 32, 32, true, NULL, NULL, NULL},
 };
 
 static const lb_kernel_set *g_kernels;
+/* The AVX-512 level borrows AVX2's float kernels; composed once at start-up. */
+static lb_kernel_set g_composed;
 
 static void install(const lb_kernel_set *k)
 {
@@ -224,18 +251,62 @@ static void install(const lb_kernel_set *k)
     g_traits[LB_TYPE_Q4_1].dot = k->dot_q4_1;
 }
 
+/* F16C by CPUID: clang's __builtin_cpu_supports has no name for it. */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+const lb_kernel_set *lb_kernels_level(const char *name)
+{
+    __builtin_cpu_init();
+    bool avx2 = lb_kernels_avx2 && __builtin_cpu_supports("avx2") &&
+                __builtin_cpu_supports("fma") && cpu_has_f16c();
+    bool avx512 = avx2 && lb_kernels_avx512 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512vnni");
+    if (strcmp(name, "scalar") == 0)
+        return &lb_kernels_scalar;
+    if (strcmp(name, "avx2") == 0)
+        return avx2 ? lb_kernels_avx2 : NULL;
+    if (strcmp(name, "avx512") == 0) {
+        if (!avx512)
+            return NULL;
+        if (!g_composed.name) {
+            lb_kernel_set k = *lb_kernels_avx2;
+            k.name = lb_kernels_avx512->name;
+            memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
+            g_composed = k;
+        }
+        return &g_composed;
+    }
+    return NULL;
+}
+
 void lb_kernels_init(void)
 {
     if (g_kernels)
         return;
     const char *force = getenv("LOWBIT_KERNELS");
-    bool scalar_only = force && strcmp(force, "scalar") == 0;
-    __builtin_cpu_init();
-    if (!scalar_only && lb_kernels_avx2 && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        install(lb_kernels_avx2);
-    else
-        install(&lb_kernels_scalar);
+    const char *order[] = {"avx512", "avx2", "scalar"};
+    int first = 0;
+    for (int i = 0; force && i < 3; i++)
+        if (strcmp(force, order[i]) == 0)
+            first = i;
+    for (int i = first; i < 3; i++) {
+        const lb_kernel_set *k = lb_kernels_level(order[i]);
+        if (k) {
+            install(k);
+            return;
+        }
+    }
+}
+
+const lb_kernel_set *lb_kernels_current(void)
+{
+    lb_kernels_init();
+    return g_kernels;
 }
 
 const char *lb_kernels_name(void)
@@ -274,11 +345,41 @@ int64_t lb_tensor_nelements(const lb_tensor *t)
     return n;
 }
 
+size_t lb_tensor_row_bytes(const lb_tensor *t)
+{
+    if (t->qlayout)
+        return t->qlayout->row_bytes;
+    return lb_row_bytes(t->type, t->ne[0]);
+}
+
+void lb_qlayout_dequant_row(const lb_qlayout *L, const void *row, float *dst)
+{
+    const float *scale = row;
+    const uint8_t *zero = (const uint8_t *)row + (size_t)L->n_groups * sizeof(float);
+    const uint8_t *codes = (const uint8_t *)row + L->codes_offset;
+    int mid = 1 << (L->bits - 1);
+    uint8_t c[32];
+    for (int b = 0; b < L->n_blocks; b++) {
+        lb_qunpack_block(codes + (size_t)b * (size_t)L->bits * 4, L->bits, c);
+        int g = L->block_group[b];
+        float z = (float)(L->has_zero ? zero[g] : mid);
+        for (int j = 0; j < 32; j++) {
+            int col = L->src[b * 32 + j];
+            if (col >= 0)
+                dst[col] = scale[g] * ((float)c[j] - z);
+        }
+    }
+}
+
 void lb_tensor_get_row(const lb_tensor *t, int64_t r, float *dst)
 {
-    const lb_type_traits *tr = lb_type_traits_of(t->type);
-    size_t rb = lb_row_bytes(t->type, t->ne[0]);
-    tr->to_float((const char *)t->data + (size_t)r * rb, dst, t->ne[0]);
+    size_t rb = lb_tensor_row_bytes(t);
+    const char *row = (const char *)t->data + (size_t)r * rb;
+    if (t->qlayout) {
+        lb_qlayout_dequant_row(t->qlayout, row, dst);
+        return;
+    }
+    lb_type_traits_of(t->type)->to_float(row, dst, t->ne[0]);
 }
 
 float lb_dot_f32(const float *a, const float *b, int64_t n)

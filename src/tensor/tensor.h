@@ -20,8 +20,18 @@ typedef enum {
     LB_TYPE_Q4_0 = 2,
     LB_TYPE_Q4_1 = 3,
     LB_TYPE_Q8_0 = 8,
+    LB_TYPE_I8 = 24,     /* plain integers: lowbit's quantized files keep zero points and */
+    LB_TYPE_I32 = 26,    /* act-order indexes in them */
     LB_TYPE_BF16 = 30,
-    LB_TYPE_COUNT = 64   /* table size; ids without a row are unsupported */
+    /* lowbit's own group-quantized formats (pack.h): ids well above ggml's (< 64), so a GGUF
+     * written by lowbit can never be mistaken for a ggml type. A tensor of these types carries
+     * an lb_qlayout describing its groups; rows are [scales][zeros][32-code blocks]. */
+    LB_TYPE_LBQ2 = 100,
+    LB_TYPE_LBQ3 = 101,
+    LB_TYPE_LBQ4 = 102,
+    LB_TYPE_LBQ8 = 103,
+    LB_TYPE_LBW8A8 = 104,  /* int8 codes per output channel, activations int8 per token */
+    LB_TYPE_COUNT = 128  /* table size; ids without a row are unsupported */
 } lb_type;
 
 /* Dot product of one weight row (n elements of the row's type) with an fp32 vector. */
@@ -50,6 +60,29 @@ size_t lb_row_bytes(lb_type type, int64_t n);
 #define LB_MAX_DIMS 4
 #define LB_MAX_NAME 128
 
+/* Layout of a group-quantized weight W[rows][cols] (types LBQ2..LBW8A8), shared by all its rows
+ * and by views of some of its rows. Codes sit in blocks of 32; every quantization group
+ * occupies whole blocks (a short group's last block is padded with code 0 whose activation is
+ * 0), so kernels only ever see full blocks. With an act-order g_idx, columns are gathered into
+ * their groups: src[] says which input column feeds each code slot. One row, row_bytes long:
+ *   float scale[n_groups] | uint8 zero[n_groups] (only when has_zero; padded to 4) | codes.
+ * A row computes  y = Σ_g scale_g · Σ_{c in g} (code_c − zero_g) · x_c  with x quantized to
+ * int8 per block of 32 (per whole row for W8A8), see matmul.c. */
+typedef struct lb_qlayout {
+    int bits;              /* 2, 3, 4 or 8 */
+    int rows, cols;        /* cols == the tensor's ne[0] */
+    int group_size;        /* as quantized; 0 = one group per row */
+    int n_groups;          /* per row */
+    int n_blocks;          /* 32-code blocks per row */
+    bool has_zero;         /* zero points stored; else every zero is 2^(bits-1) */
+    bool w8a8;             /* activations quantized per token, not per block */
+    size_t codes_offset;   /* bytes of scales and zeros at the start of a row */
+    size_t row_bytes;
+    int32_t *block_group;  /* [n_blocks] group of each block (groups run in order) */
+    int32_t *src;          /* [n_blocks * 32] input column of each code slot; -1: padding */
+    int32_t *g_idx;        /* [cols] as quantized (act-order), or NULL */
+} lb_qlayout;
+
 typedef struct {
     char name[LB_MAX_NAME];
     lb_type type;
@@ -58,7 +91,13 @@ typedef struct {
     void *data;
     size_t nbytes;
     bool view;    /* shares a larger tensor's storage (GPT-2's fused qkv); counted there */
+    const lb_qlayout *qlayout; /* group-quantized types only; NULL otherwise */
 } lb_tensor;
+
+/* Bytes of one row (ne[0] elements) of this tensor, layouts included. */
+size_t lb_tensor_row_bytes(const lb_tensor *t);
+/* Expands one row of a group-quantized tensor to fp32 (cols values). */
+void lb_qlayout_dequant_row(const lb_qlayout *l, const void *row, float *dst);
 
 int64_t lb_tensor_nelements(const lb_tensor *t);
 /* Reads element-row r (a row of ne[0] values) as fp32 into dst. */
@@ -71,9 +110,10 @@ float lb_bf16_to_fp32(uint16_t h);
 uint16_t lb_fp32_to_bf16(float f);
 
 /* Picks the fastest kernels this CPU supports; called once at start-up (idempotent).
- * LOWBIT_KERNELS=scalar in the environment forces the portable ones. */
+ * LOWBIT_KERNELS=scalar|avx2|avx512 in the environment forces a level (never one the CPU
+ * lacks: a level it cannot run falls back to the best it can). */
 void lb_kernels_init(void);
-/* "avx2" or "scalar": the kernels in use. */
+/* "avx512", "avx2" or "scalar": the kernels in use. */
 const char *lb_kernels_name(void);
 
 /* Plain fp32 dot product through the dispatched kernel. */

@@ -143,8 +143,47 @@ AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
     return hsum(acc);
 }
 
+/* ---- lowbit's group formats: integer block dots -------------------------------------- */
+
+#define QTARGET AVX2
+#include "tensor/kernels/qunpack_x86.h"
+
+/* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
+ * (2 · 15 · 127 < 32767). */
+#define QDOT_SMALL(name, unpack, bytes)                                                     \
+    AVX2 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)    \
+    {                                                                                      \
+        const __m256i ones = _mm256_set1_epi16(1);                                         \
+        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32) {                         \
+            __m256i c = unpack(codes);                                                     \
+            __m256i x = _mm256_loadu_si256((const __m256i *)xq);                           \
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);               \
+            out[b] = hsum_epi32(p);                                                        \
+        }                                                                                  \
+    }
+
+QDOT_SMALL(qdot2, qunpack2, 8)
+QDOT_SMALL(qdot3, qunpack3, 12)
+QDOT_SMALL(qdot4, qunpack4, 16)
+
+/* 8-bit codes would saturate maddubs, so widen both sides to int16 first. */
+AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)
+{
+    for (int b = 0; b < nb; b++, codes += 32, xq += 32) {
+        __m128i c0 = _mm_loadu_si128((const __m128i *)codes);
+        __m128i c1 = _mm_loadu_si128((const __m128i *)(codes + 16));
+        __m128i x0 = _mm_loadu_si128((const __m128i *)xq);
+        __m128i x1 = _mm_loadu_si128((const __m128i *)(xq + 16));
+        __m256i p = _mm256_madd_epi16(_mm256_cvtepu8_epi16(c0), _mm256_cvtepi8_epi16(x0));
+        p = _mm256_add_epi32(p, _mm256_madd_epi16(_mm256_cvtepu8_epi16(c1),
+                                                  _mm256_cvtepi8_epi16(x1)));
+        out[b] = hsum_epi32(p);
+    }
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

@@ -13,11 +13,33 @@ typedef struct {
     float (*dot_q8_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_1)(const void *row, const float *x, int64_t n);
+    /* lowbit's group formats: integer dots of nb consecutive 32-code blocks of `bits`-bit
+     * unsigned codes (packed as lb_qpack_block does) with nb blocks of int8 activations:
+     * out[b] = Σ_j code[b][j] · xq[b][j]. Integers, so every level gives identical results. */
+    void (*qdot_blocks[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
 } lb_kernel_set;
 
 extern const lb_kernel_set lb_kernels_scalar;
-/* NULL where the compiler cannot target AVX2. */
+/* NULL where the compiler cannot target AVX2 / AVX-512. */
 extern const lb_kernel_set *const lb_kernels_avx2;
+/* The AVX-512 level: AVX2's float kernels with AVX-512 VNNI integer block dots. */
+extern const lb_kernel_set *const lb_kernels_avx512;
+
+/* Packing of one block of 32 codes (each < 2^bits) for bits 2, 3, 4, 8 into bits*4 bytes:
+ *   8: byte j = code j;
+ *   4: byte j (j < 16) = code j | code (j+16) << 4;
+ *   2: byte j (j < 8) holds codes j, j+8, j+16, j+24 at bits 0, 2, 4, 6;
+ *   3: bytes 0..7 hold the low two bits as for 2; bytes 8..11 are a little-endian word whose
+ *      bit j is bit 2 of code j.
+ * SIMD unpacking of each is a few shifts and masks. */
+/* A level by name ("scalar", "avx2", "avx512"); NULL when this CPU or build cannot run it.
+ * Tests use it to compare every level the machine supports. */
+const lb_kernel_set *lb_kernels_level(const char *name);
+/* The level installed by lb_kernels_init. */
+const lb_kernel_set *lb_kernels_current(void);
+
+void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out);
+void lb_qunpack_block(const uint8_t *in, int bits, uint8_t codes[32]);
 
 /* Block layouts shared by the kernels (GGUF's). */
 #define LB_QK 32

@@ -77,6 +77,83 @@ static float dot_q4_1(const void *row, const float *x, int64_t n)
     return s;
 }
 
+/* ---- lowbit's group formats ---------------------------------------------------------- */
+
+void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out)
+{
+    switch (bits) {
+    case 8:
+        for (int j = 0; j < 32; j++)
+            out[j] = codes[j];
+        break;
+    case 4:
+        for (int j = 0; j < 16; j++)
+            out[j] = (uint8_t)((codes[j] & 15) | (codes[j + 16] & 15) << 4);
+        break;
+    case 2:
+    case 3:
+        for (int j = 0; j < 8; j++)
+            out[j] = (uint8_t)((codes[j] & 3) | (codes[j + 8] & 3) << 2 |
+                               (codes[j + 16] & 3) << 4 | (codes[j + 24] & 3) << 6);
+        if (bits == 3) {
+            uint32_t hi = 0;
+            for (int j = 0; j < 32; j++)
+                hi |= (uint32_t)((codes[j] >> 2) & 1) << j;
+            for (int k = 0; k < 4; k++)
+                out[8 + k] = (uint8_t)(hi >> (8 * k));
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void lb_qunpack_block(const uint8_t *in, int bits, uint8_t codes[32])
+{
+    switch (bits) {
+    case 8:
+        for (int j = 0; j < 32; j++)
+            codes[j] = in[j];
+        break;
+    case 4:
+        for (int j = 0; j < 16; j++) {
+            codes[j] = in[j] & 15;
+            codes[j + 16] = in[j] >> 4;
+        }
+        break;
+    case 2:
+    case 3:
+        for (int j = 0; j < 32; j++)
+            codes[j] = (in[j % 8] >> (2 * (j / 8))) & 3;
+        if (bits == 3)
+            for (int j = 0; j < 32; j++)
+                codes[j] |= (uint8_t)(((in[8 + j / 8] >> (j % 8)) & 1) << 2);
+        break;
+    default:
+        for (int j = 0; j < 32; j++)
+            codes[j] = 0;
+        break;
+    }
+}
+
+static void qdot_blocks(const uint8_t *codes, const int8_t *xq, int nb, int bits, int32_t *out)
+{
+    uint8_t c[32];
+    for (int b = 0; b < nb; b++, codes += bits * 4, xq += 32) {
+        lb_qunpack_block(codes, bits, c);
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++)
+            s += (int32_t)c[j] * xq[j];
+        out[b] = s;
+    }
+}
+
+static void qdot2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 2, o); }
+static void qdot3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 3, o); }
+static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 4, o); }
+static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 8, o); }
+
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
 };

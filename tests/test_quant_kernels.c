@@ -1,0 +1,246 @@
+/* lowbit's group formats at the kernel level: block packing round-trips; every kernel level
+ * the CPU supports (scalar, AVX2, AVX-512 VNNI) gives the scalar level's integer block dots and
+ * bit-identical matmul outputs, on random and adversarial inputs (odd widths, short last
+ * groups, act-order indexes, extreme scales, saturated codes and activations); and the matmul
+ * agrees with a double-precision product of the dequantized matrix within the bound that int8
+ * activations allow. */
+#include "check.h"
+#include "core/rng.h"
+#include "core/threadpool.h"
+#include "quant/pack.h"
+#include "tensor/kernels/kernels.h"
+#include "tensor/matmul.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const LEVELS[] = {"avx2", "avx512"};
+static const int BITS[] = {2, 3, 4, 8};
+
+static void test_pack_roundtrip(lb_rng *rng)
+{
+    for (size_t bi = 0; bi < 4; bi++) {
+        int bits = BITS[bi];
+        for (int trial = 0; trial < 200; trial++) {
+            uint8_t codes[32], back[32], packed[32];
+            for (int j = 0; j < 32; j++)
+                codes[j] = (uint8_t)(trial == 0 ? 0u : trial == 1 ? (1u << bits) - 1
+                                                    : lb_rng_next(rng) % (1u << bits));
+            memset(packed, 0xee, sizeof packed);
+            lb_qpack_block(codes, bits, packed);
+            lb_qunpack_block(packed, bits, back);
+            CHECK(memcmp(codes, back, 32) == 0, "%d-bit block round trip, trial %d", bits, trial);
+            CHECK(packed[bits * 4] == 0xee || bits == 8, "%d-bit block wrote past %d bytes", bits,
+                  bits * 4);
+        }
+    }
+}
+
+static void test_block_dots(lb_rng *rng)
+{
+    const int nbs[] = {1, 2, 3, 7, 64, 65};
+    for (size_t bi = 0; bi < 4; bi++) {
+        int bits = BITS[bi], maxq = (1 << bits) - 1;
+        for (size_t ni = 0; ni < sizeof nbs / sizeof nbs[0]; ni++) {
+            int nb = nbs[ni];
+            for (int mode = 0; mode < 3; mode++) {
+                uint8_t *codes = malloc((size_t)nb * 32), *packed = malloc((size_t)nb * 32);
+                int8_t *xq = malloc((size_t)nb * 32);
+                int32_t *want = malloc((size_t)nb * 4), *got = malloc((size_t)nb * 4);
+                for (int i = 0; i < nb * 32; i++) {
+                    /* mode 1: the largest products (max code, ±127); 2: alternating signs */
+                    codes[i] = (uint8_t)(mode ? maxq : (int)(lb_rng_next(rng) % (uint64_t)(maxq + 1)));
+                    xq[i] = (int8_t)(mode == 1 ? 127 : mode == 2 ? (i % 2 ? -127 : 127)
+                                                     : (int)(lb_rng_next(rng) % 255) - 127);
+                }
+                for (int b = 0; b < nb; b++) {
+                    lb_qpack_block(codes + b * 32, bits, packed + (size_t)b * bits * 4);
+                    int32_t s = 0;
+                    for (int j = 0; j < 32; j++)
+                        s += codes[b * 32 + j] * xq[b * 32 + j];
+                    want[b] = s;
+                }
+                lb_kernels_scalar.qdot_blocks[bits](packed, xq, nb, got);
+                CHECK(memcmp(want, got, (size_t)nb * 4) == 0, "scalar %d-bit nb=%d mode %d", bits,
+                      nb, mode);
+                for (size_t l = 0; l < 2; l++) {
+                    const lb_kernel_set *k = lb_kernels_level(LEVELS[l]);
+                    if (!k)
+                        continue;
+                    memset(got, 0, (size_t)nb * 4);
+                    k->qdot_blocks[bits](packed, xq, nb, got);
+                    CHECK(memcmp(want, got, (size_t)nb * 4) == 0, "%s %d-bit nb=%d mode %d: %d vs %d",
+                          LEVELS[l], bits, nb, mode, got[0], want[0]);
+                }
+                free(codes);
+                free(packed);
+                free(xq);
+                free(want);
+                free(got);
+            }
+        }
+    }
+}
+
+/* One configuration: a random W quantized by RTN (or random codes with an act-order index),
+ * packed, multiplied at every level. */
+typedef struct {
+    int rows, cols, bits, group;
+    bool sym, act_order, w8a8;
+    float wscale, xscale;
+} mm_case;
+
+static void run_case(lb_pool *pool, lb_rng *rng, const mm_case *c)
+{
+    int n_tok = 3;
+    float *W = malloc((size_t)c->rows * c->cols * sizeof(float));
+    float *x = malloc((size_t)n_tok * c->cols * sizeof(float));
+    for (int i = 0; i < c->rows * c->cols; i++)
+        W[i] = lb_rng_normal(rng) * c->wscale;
+    for (int i = 0; i < n_tok * c->cols; i++)
+        x[i] = lb_rng_normal(rng) * c->xscale;
+    if (c->cols > 5)
+        x[c->cols / 2] = 40 * c->xscale;   /* an outlier channel, as real activations have */
+    lb_qweight qw;
+    lb_qweight_rtn(W, c->rows, c->cols, c->bits, c->group, c->sym, &qw);
+    qw.w8a8 = c->w8a8;
+    if (c->act_order) {
+        /* A shuffled assignment of columns to groups, as GPTQ's act-order produces. */
+        qw.g_idx = malloc((size_t)c->cols * sizeof(int32_t));
+        for (int i = 0; i < c->cols; i++)
+            qw.g_idx[i] = qw.group_size ? i / qw.group_size : 0;
+        for (int i = c->cols - 1; i > 0; i--) {
+            int j = (int)(lb_rng_next(rng) % (uint64_t)(i + 1));
+            int32_t t = qw.g_idx[i];
+            qw.g_idx[i] = qw.g_idx[j];
+            qw.g_idx[j] = t;
+        }
+    }
+    lb_error err;
+    int mid = 1 << (c->bits - 1);
+    bool has_zero = false;
+    for (int i = 0; i < c->rows * qw.n_groups; i++)
+        has_zero |= qw.zero[i] != mid;
+    lb_qlayout *L = lb_qlayout_create(c->rows, c->cols, c->bits, qw.group_size, qw.n_groups,
+                                      has_zero, c->w8a8, qw.g_idx, &err);
+    CHECK(L != NULL, "layout: %s", err.msg);
+    if (!L)
+        return;
+    lb_tensor t = {.type = lb_qlayout_type(L), .n_dims = 2, .ne = {c->cols, c->rows, 1, 1}};
+    snprintf(t.name, sizeof t.name, "w");
+    t.data = malloc((size_t)c->rows * L->row_bytes);
+    t.nbytes = (size_t)c->rows * L->row_bytes;
+    t.qlayout = L;
+    lb_qweight_pack(&qw, L, t.data);
+
+    /* the plain form comes back exactly */
+    lb_qweight back;
+    CHECK(lb_tensor_to_qweight(&t, &back, &err) == 0, "unpack: %s", err.msg);
+    CHECK(memcmp(back.q, qw.q, (size_t)c->rows * c->cols) == 0, "codes round trip");
+    CHECK(memcmp(back.scale, qw.scale, (size_t)c->rows * qw.n_groups * 4) == 0, "scales");
+    CHECK(memcmp(back.zero, qw.zero, (size_t)c->rows * qw.n_groups) == 0, "zeros");
+    lb_qweight_free(&back);
+
+    float *ys = malloc((size_t)n_tok * c->rows * sizeof(float));
+    float *yl = malloc((size_t)n_tok * c->rows * sizeof(float));
+    float *row = malloc((size_t)c->cols * sizeof(float));
+    float *deq = malloc((size_t)c->rows * c->cols * sizeof(float));
+    lb_qweight_dequant(&qw, deq);
+    CHECK(lb_matmul_level(pool, &t, x, n_tok, ys, "scalar") == 0, "scalar level");
+    char what[160];
+    snprintf(what, sizeof what, "%dx%d %d-bit g%d %s%s%s", c->rows, c->cols, c->bits, c->group,
+             c->sym ? "sym" : "asym", c->act_order ? " act-order" : "", c->w8a8 ? " w8a8" : "");
+    for (size_t l = 0; l < 2; l++) {
+        if (lb_matmul_level(pool, &t, x, n_tok, yl, LEVELS[l]))
+            continue;
+        CHECK(memcmp(ys, yl, (size_t)n_tok * c->rows * sizeof(float)) == 0,
+              "%s: %s differs from scalar (%g vs %g)", what, LEVELS[l], yl[0], ys[0]);
+    }
+    /* Against the dequantized matrix in double: each activation moves by at most half its
+     * quantization step, d/2 <= max|x| / 254 over its block (the whole row for W8A8). */
+    double worst = 0;
+    for (int tk = 0; tk < n_tok; tk++) {
+        const float *xr = x + (size_t)tk * c->cols;
+        double xmax = 0;
+        for (int i = 0; i < c->cols; i++)
+            xmax = fmax(xmax, fabs(xr[i]));
+        for (int r = 0; r < c->rows; r++) {
+            lb_tensor_get_row(&t, r, row);
+            CHECK(memcmp(row, deq + (size_t)r * c->cols, (size_t)c->cols * 4) == 0,
+                  "%s: get_row %d is the dequantized row", what, r);
+            double exact = 0, bound = 0;
+            for (int i = 0; i < c->cols; i++) {
+                exact += (double)deq[(size_t)r * c->cols + i] * xr[i];
+                bound += fabs(deq[(size_t)r * c->cols + i]) * (xmax / 254.0 + fabs(xr[i]) * 1e-6);
+            }
+            double e = fabs(ys[(size_t)tk * c->rows + r] - exact);
+            CHECK(e <= bound * 1.0001 + 1e-30, "%s: row %d token %d: %g vs %g (bound %g)", what,
+                  r, tk, ys[(size_t)tk * c->rows + r], exact, bound);
+            worst = fmax(worst, bound > 0 ? e / bound : 0);
+        }
+    }
+    free(ys);
+    free(yl);
+    free(row);
+    free(deq);
+    free(t.data);
+    free(L);
+    free(W);
+    free(x);
+    lb_qweight_free(&qw);
+}
+
+static void test_matmul(void)
+{
+    lb_rng rng;
+    lb_rng_seed(&rng, 7);
+    lb_pool *pool = lb_pool_create(2);
+    const int cols_list[] = {1, 12, 31, 33, 172, 257};
+    const int groups[] = {0, 32, 64, 128};
+    for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
+        for (size_t bi = 0; bi < 4; bi++)
+            for (size_t gi = 0; gi < 4; gi++)
+                for (int variant = 0; variant < 3; variant++) {
+                    mm_case c = {5 + (int)ci, cols_list[ci], BITS[bi], groups[gi], variant == 1,
+                                 variant == 2, false, 0.05f, 1.0f};
+                    run_case(pool, &rng, &c);
+                }
+    /* W8A8 per channel and per group; extreme scales both ways. */
+    const float scales[][2] = {{1e-3f, 1.0f}, {1e-20f, 1e-20f}, {1e15f, 1e10f}, {1.0f, 3e-38f}};
+    for (size_t s = 0; s < sizeof scales / sizeof scales[0]; s++) {
+        mm_case w8 = {7, 172, 8, 0, true, false, true, scales[s][0], scales[s][1]};
+        run_case(pool, &rng, &w8);
+        w8.group = 64;
+        run_case(pool, &rng, &w8);
+        mm_case q4 = {9, 200, 4, 32, false, true, false, scales[s][0], scales[s][1]};
+        run_case(pool, &rng, &q4);
+    }
+    lb_pool_free(pool);
+}
+
+static void test_bad_layouts(void)
+{
+    lb_error err;
+    int32_t gidx[4] = {0, 1, 2, 9};
+    CHECK(!lb_qlayout_create(2, 4, 5, 0, 1, false, false, NULL, &err), "5 bits refused");
+    CHECK(!lb_qlayout_create(2, 4, 4, 0, 1, false, true, NULL, &err), "W8A8 at 4 bits refused");
+    CHECK(!lb_qlayout_create(2, 4, 4, 2, 3, false, false, NULL, &err), "wrong group count");
+    CHECK(!lb_qlayout_create(2, 4, 4, 2, 3, false, false, gidx, &err) &&
+              strstr(err.msg, "g_idx[3] is 9"), "g_idx out of range: %s", err.msg);
+    CHECK(!lb_qlayout_create(0, 4, 4, 0, 1, false, false, NULL, &err), "no rows");
+}
+
+int main(void)
+{
+    lb_rng rng;
+    lb_rng_seed(&rng, 1);
+    printf("kernels in use: %s; levels:", lb_kernels_name());
+    for (size_t l = 0; l < 2; l++)
+        printf(" %s=%s", LEVELS[l], lb_kernels_level(LEVELS[l]) ? "yes" : "no");
+    printf("\n");
+    test_pack_roundtrip(&rng);
+    test_block_dots(&rng);
+    test_matmul();
+    test_bad_layouts();
+    return check_finish("test_quant_kernels");
+}
