@@ -1,5 +1,6 @@
 /* lowbit: the command-line front. One file per subcommand; this one dispatches. */
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/log.h"
 
 #include <stdio.h>
@@ -45,12 +46,18 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("lowbit %s\n", LOWBIT_VERSION);
+        printf("lowbit %s (parallel processes: %s)\n", LOWBIT_VERSION, lb_dist_backend());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* Under mpirun every rank runs the same command; the commands that can split
+             * their work ask lb_dist_* for their share, the others run whole on each rank. */
+            lb_dist_init(&argc, &argv);
+            int status = commands[i].run(argc - 1, argv + 1);
+            lb_dist_finalize();
+            return status;
+        }
     fprintf(stderr, "lowbit: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 1;
