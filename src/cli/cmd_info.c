@@ -6,6 +6,25 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+/* "rtn, 4-bit, group 32, asym, act-order" */
+static void quant_summary(const lb_quant_info *q, char *buf, size_t cap)
+{
+    char group[32];
+    if (q->group_size)
+        snprintf(group, sizeof group, "group %d", q->group_size);
+    else
+        snprintf(group, sizeof group, "per channel");
+    snprintf(buf, cap, "%s, %d-bit, %s, %s%s%s", q->method, q->bits, group, q->sym ? "sym" : "asym",
+             q->act_order ? ", act-order" : "", q->w8a8 ? ", W8A8 (int8 activations per token)" : "");
+}
+
+/* Bits per weight of one tensor, everything it stores included (scales, zero points). */
+static double tensor_bpw(const lb_tensor *t)
+{
+    int64_t n = lb_tensor_nelements(t);
+    return n ? 8.0 * (double)t->nbytes / (double)n : 0;
+}
+
 static const char *rope_name(lb_rope_style r)
 {
     return r == LB_ROPE_ADJACENT ? "adjacent pairs" : r == LB_ROPE_HALF ? "half-split" : "none";
@@ -54,9 +73,27 @@ int cmd_info(int argc, char **argv)
                    lb_type_name(t->type));
             for (int d = 0; d < t->n_dims; d++)
                 printf("%s%" PRId64, d ? ", " : "", t->ne[d]);
-            printf("], \"bytes\": %zu}", t->nbytes);
+            printf("], \"bytes\": %zu, \"bits_per_weight\": %.4f", t->nbytes, tensor_bpw(t));
+            if (t->qlayout)
+                printf(", \"bits\": %d, \"group_size\": %d, \"groups\": %d, \"zero_points\": %s, "
+                       "\"act_order\": %s, \"w8a8\": %s", t->qlayout->bits,
+                       t->qlayout->group_size, t->qlayout->n_groups,
+                       t->qlayout->has_zero ? "true" : "false",
+                       t->qlayout->g_idx ? "true" : "false", t->qlayout->w8a8 ? "true" : "false");
+            printf("}");
         }
-        printf("]}\n");
+        printf("]");
+        const lb_quant_info *q = &m->quant;
+        if (q->method[0])
+            printf(", \"quant\": {\"method\": \"%s\", \"bits\": %d, \"group_size\": %d, "
+                   "\"sym\": %s, \"act_order\": %s, \"w8a8\": %s, \"alpha\": %g, \"damp\": %g, "
+                   "\"calib_samples\": %d, \"calib_seqlen\": %d}", q->method, q->bits, q->group_size,
+                   q->sym ? "true" : "false", q->act_order ? "true" : "false",
+                   q->w8a8 ? "true" : "false", q->alpha, q->damp, q->calib_samples,
+                   q->calib_seqlen);
+        else
+            printf(", \"quant\": null");
+        printf("}\n");
     } else {
         printf("%s (%s)\n", m->path, m->format);
         printf("  name          %s\n", c->name);
@@ -71,13 +108,32 @@ int cmd_info(int argc, char **argv)
                params, bytes, bpw);
         printf("  tokenizer     %s, %d tokens, bos %d, eos %d\n", tk, m->tok->n_vocab,
                m->tok->bos_id, m->tok->eos_id);
+        if (m->quant.method[0]) {
+            char qs[160];
+            quant_summary(&m->quant, qs, sizeof qs);
+            printf("  quantization  %s\n", qs);
+        }
         printf("  tensors       %d%s\n", m->n_tensors, tensors ? "" : " (--tensors lists them)");
         for (int i = 0; tensors && i < m->n_tensors; i++) {
             const lb_tensor *t = &m->tensors[i];
-            printf("    %-32s %-5s [", t->name, lb_type_name(t->type));
-            for (int d = 0; d < t->n_dims; d++)
-                printf("%s%" PRId64, d ? ", " : "", t->ne[d]);
-            printf("]\n");
+            char shape[64];
+            size_t o = (size_t)snprintf(shape, sizeof shape, "[");
+            for (int d = 0; d < t->n_dims && o < sizeof shape; d++)
+                o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%" PRId64, d ? ", " : "",
+                                      t->ne[d]);
+            if (o < sizeof shape)
+                snprintf(shape + o, sizeof shape - o, "]");
+            printf("    %-32s %-6s %-14s %10zu bytes %6.3f bits/weight", t->name,
+                   lb_type_name(t->type), shape, t->nbytes, tensor_bpw(t));
+            if (t->qlayout) {
+                if (t->qlayout->group_size)
+                    printf("  %d-bit, group %d", t->qlayout->bits, t->qlayout->group_size);
+                else
+                    printf("  %d-bit, per channel", t->qlayout->bits);
+                printf("%s%s%s", t->qlayout->has_zero ? ", zero points" : "",
+                       t->qlayout->g_idx ? ", act-order" : "", t->qlayout->w8a8 ? ", W8A8" : "");
+            }
+            printf("\n");
         }
     }
     lb_model_free(m);

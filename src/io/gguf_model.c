@@ -1,9 +1,30 @@
 /* GGUF → lb_model: config from "{arch}.*" metadata, tensors pointing into the map, and the
- * tokenizer from "tokenizer.ggml.*". */
+ * tokenizer from "tokenizer.ggml.*". And back: lb_model_save writes lowbit's quantized GGUF.
+ *
+ * lowbit's group-quantized tensors (types LBQ2, LBQ3, LBQ4, LBQ8, LBW8A8 = ids 100..104, see
+ * tensor.h; ggml's ids stay below 64) are stored as up to five GGUF tensors, so every byte
+ * count follows from the GGUF tensor table alone:
+ *   NAME            LBQk  [n_blocks * 32, rows]  codes, 32-code blocks as lb_qpack_block packs
+ *                                               them, columns gathered into their groups
+ *                                               (act-order) and each group padded to whole
+ *                                               blocks (lb_qlayout_create decides the order)
+ *   NAME.lb_scale   F32   [n_groups, rows]
+ *   NAME.lb_zero    I8    [n_groups, rows]      zero points as unsigned bytes; absent when every
+ *                                               zero is 2^(bits-1) (symmetric)
+ *   NAME.lb_gidx    I32   [cols]                act-order group of each input column; absent
+ *                                               when column c is in group c / group_size
+ *   NAME.lb_meta    I32   [4]                   cols, group_size (0: per channel), n_groups,
+ *                                               flags (1: zero points, 2: act-order index)
+ * The loader rebuilds the layout and repacks each row as [scales][zeros][codes] for the
+ * kernels. How the model was quantized is in "lowbit.quant.*" (method, bits, group_size, sym,
+ * act_order, w8a8, alpha, damp, calib_samples, calib_seqlen, calib_file). */
 #include "io/gguf.h"
+#include "io/gguf_write.h"
 #include "io/loaders.h"
+#include "quant/pack.h"
 
 #include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +268,222 @@ static int read_tokenizer(const gguf_file *f, lb_model *m, lb_error *err)
     return 0;
 }
 
+/* ---- lowbit's quantized tensors ---------------------------------------------------------- */
+
+static bool is_lb_type(int type) { return type >= LB_TYPE_LBQ2 && type <= LB_TYPE_LBW8A8; }
+
+static int type_bits(int type)
+{
+    return type == LB_TYPE_LBQ2 ? 2 : type == LB_TYPE_LBQ3 ? 3 : type == LB_TYPE_LBQ4 ? 4 : 8;
+}
+
+static const char *const AUX[] = {".lb_scale", ".lb_zero", ".lb_gidx", ".lb_meta"};
+
+/* The part tensor NAME + suffix with the expected type and shape (ne1 0: a vector), or NULL
+ * with a message when required. */
+static const lb_tensor *aux_tensor(const lb_model *m, const lb_tensor *t, int which, int type,
+                                   int64_t ne0, int64_t ne1, bool required, lb_error *err,
+                                   int *fail)
+{
+    char name[LB_MAX_NAME + 16];
+    snprintf(name, sizeof name, "%s%s", t->name, AUX[which]);
+    const lb_tensor *a = lb_model_find(m, name);
+    if (!a) {
+        if (required) {
+            *fail = 1;
+            lb_fail(err, "%s: tensor '%s' (%s) has no '%s' beside it", m->path, t->name,
+                    lb_type_name(t->type), name);
+        }
+        return NULL;
+    }
+    bool shape_ok = ne1 ? a->n_dims == 2 && a->ne[0] == ne0 && a->ne[1] == ne1
+                        : a->n_dims == 1 && a->ne[0] == ne0;
+    if ((int)a->type != type || !shape_ok) {
+        *fail = 1;
+        if (ne1)
+            lb_fail(err, "%s: tensor '%s' is %s [%" PRId64 ", %" PRId64 "], expected %s [%" PRId64
+                    ", %" PRId64 "]", m->path, name, lb_type_name(a->type), a->ne[0],
+                    a->n_dims > 1 ? a->ne[1] : 1, lb_type_name(type), ne0, ne1);
+        else
+            lb_fail(err, "%s: tensor '%s' is %s with %" PRId64 " elements in %d dimension(s), "
+                    "expected %s [%" PRId64 "]", m->path, name, lb_type_name(a->type), a->ne[0],
+                    a->n_dims, lb_type_name(type), ne0);
+        return NULL;
+    }
+    return a;
+}
+
+static int32_t read_i32(const void *p, int64_t i)
+{
+    int32_t v;
+    memcpy(&v, (const char *)p + i * 4, 4);   /* GGUF only promises 2-byte alignment here */
+    return v;
+}
+
+/* Turns tensor t (codes as stored) into a runtime tensor with its lb_qlayout. */
+static int unpack_lb_tensor(lb_model *m, lb_tensor *t, lb_error *err)
+{
+    int fail = 0;
+    if (t->n_dims != 2 || t->ne[1] < 1 || t->ne[1] > (1 << 24))
+        return lb_fail(err, "%s: tensor '%s' (%s) has %d dimension(s), expected [codes, rows]",
+                       m->path, t->name, lb_type_name(t->type), t->n_dims);
+    const lb_tensor *meta = aux_tensor(m, t, 3, LB_TYPE_I32, 4, 0, true, err, &fail);
+    if (!meta)
+        return -1;
+    int32_t cols = read_i32(meta->data, 0), group = read_i32(meta->data, 1);
+    int32_t n_groups = read_i32(meta->data, 2), flags = read_i32(meta->data, 3);
+    if (flags & ~3)
+        return lb_fail(err, "%s: tensor '%s.lb_meta': flags %d (expected 0 to 3)", m->path,
+                       t->name, flags);
+    int rows = (int)t->ne[1], bits = type_bits(t->type);
+    bool has_zero = flags & 1, act = flags & 2;
+    const lb_tensor *gidx = NULL;
+    if (act && cols > 0 && !(gidx = aux_tensor(m, t, 2, LB_TYPE_I32, cols, 0, true, err, &fail)))
+        return -1;
+    int32_t *g = NULL;
+    if (gidx) {
+        g = lb_malloc((size_t)cols * sizeof(int32_t));
+        memcpy(g, gidx->data, (size_t)cols * sizeof(int32_t));
+    }
+    lb_qlayout *L = lb_qlayout_create(rows, cols, bits, group, n_groups, has_zero,
+                                      t->type == LB_TYPE_LBW8A8, g, err);
+    free(g);
+    if (!L)
+        return lb_fail_prefix(err, "%s: tensor '%s.lb_meta': ", m->path, t->name);
+    lb_model_own(m, L);
+    if (t->ne[0] != (int64_t)L->n_blocks * 32)
+        return lb_fail(err, "%s: tensor '%s' has rows of %" PRId64 " codes, expected %d (%d "
+                       "blocks of 32 for %d columns in %d groups)", m->path, t->name, t->ne[0],
+                       L->n_blocks * 32, L->n_blocks, cols, n_groups);
+    const lb_tensor *sc = aux_tensor(m, t, 0, LB_TYPE_F32, n_groups, rows, true, err, &fail);
+    const lb_tensor *zp = has_zero && sc ? aux_tensor(m, t, 1, LB_TYPE_I8, n_groups, rows, true,
+                                                      err, &fail) : NULL;
+    if (fail)
+        return -1;
+    int maxq = (1 << bits) - 1;
+    size_t ng = (size_t)rows * (size_t)n_groups;
+    for (size_t i = 0; zp && i < ng; i++)
+        if (((const uint8_t *)zp->data)[i] > maxq)
+            return lb_fail(err, "%s: tensor '%s.lb_zero': zero point %d at row %zu, group %zu "
+                           "(expected at most %d for %d bits)", m->path, t->name,
+                           ((const uint8_t *)zp->data)[i], i / (size_t)n_groups,
+                           i % (size_t)n_groups, maxq, bits);
+    uint8_t *data = lb_malloc((size_t)rows * L->row_bytes);
+    lb_model_own(m, data);
+    size_t codes = (size_t)L->n_blocks * (size_t)bits * 4;
+    for (int r = 0; r < rows; r++) {
+        uint8_t *row = data + (size_t)r * L->row_bytes;
+        memset(row, 0, L->codes_offset);
+        memcpy(row, (const char *)sc->data + (size_t)r * n_groups * 4, (size_t)n_groups * 4);
+        for (int k = 0; k < n_groups; k++) {
+            float v;
+            memcpy(&v, row + (size_t)k * 4, 4);
+            if (!isfinite(v))
+                return lb_fail(err, "%s: tensor '%s.lb_scale': scale at row %d, group %d is not "
+                               "finite", m->path, t->name, r, k);
+        }
+        if (zp)
+            memcpy(row + (size_t)n_groups * 4, (const char *)zp->data + (size_t)r * n_groups,
+                   (size_t)n_groups);
+        memcpy(row + L->codes_offset, (const char *)t->data + (size_t)r * codes, codes);
+    }
+    t->ne[0] = cols;
+    t->data = data;
+    t->nbytes = (size_t)rows * L->row_bytes;
+    t->qlayout = L;
+    return 0;
+}
+
+/* Rebuilds every lowbit-quantized tensor and drops the parts stored beside them. */
+static int unpack_lb_tensors(lb_model *m, lb_error *err)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (is_lb_type(m->tensors[i].type) && unpack_lb_tensor(m, &m->tensors[i], err))
+            return -1;
+    int kept = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const char *name = m->tensors[i].name;
+        size_t len = strlen(name);
+        bool part = false;
+        for (int a = 0; a < 4 && !part; a++) {
+            size_t al = strlen(AUX[a]);
+            if (len > al && strcmp(name + len - al, AUX[a]) == 0) {
+                char owner[LB_MAX_NAME];
+                snprintf(owner, sizeof owner, "%.*s", (int)(len - al), name);
+                const lb_tensor *o = lb_model_find(m, owner);
+                if (!o || !o->qlayout)
+                    return lb_fail(err, "%s: tensor '%s' belongs to no lowbit-quantized tensor "
+                                   "'%s'", m->path, name, owner);
+                part = true;
+            }
+        }
+        if (!part)
+            m->tensors[kept++] = m->tensors[i];
+    }
+    m->n_tensors = kept;
+    return 0;
+}
+
+static int read_quant_info(const gguf_file *f, lb_model *m, lb_error *err)
+{
+    lb_quant_info *q = &m->quant;
+    gguf_str s;
+    if (!gguf_find(f, "lowbit.quant.method"))
+        return 0;
+    if (gguf_get_str(f, "lowbit.quant.method", &s, err))
+        return -1;
+    gguf_printable(s.s, s.len, q->method, sizeof q->method);
+    struct {
+        const char *key;
+        int *slot;
+        int max;
+    } ints[] = {{"lowbit.quant.bits", &q->bits, 8},
+                {"lowbit.quant.group_size", &q->group_size, 1 << 24},
+                {"lowbit.quant.calib_samples", &q->calib_samples, 1 << 30},
+                {"lowbit.quant.calib_seqlen", &q->calib_seqlen, 1 << 30}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int64_t v;
+        if (!gguf_find(f, ints[i].key))
+            continue;
+        if (gguf_get_int(f, ints[i].key, &v, err))
+            return -1;
+        if (v < 0 || v > ints[i].max)
+            return lb_fail(err, "%s: metadata key '%s' is %" PRId64 " (expected 0 to %d)",
+                           f->path, ints[i].key, v, ints[i].max);
+        *ints[i].slot = (int)v;
+    }
+    struct {
+        const char *key;
+        bool *slot;
+    } flags[] = {{"lowbit.quant.sym", &q->sym},
+                 {"lowbit.quant.act_order", &q->act_order},
+                 {"lowbit.quant.w8a8", &q->w8a8}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (gguf_find(f, flags[i].key) && gguf_get_bool(f, flags[i].key, flags[i].slot, err))
+            return -1;
+    struct {
+        const char *key;
+        float *slot;
+    } floats[] = {{"lowbit.quant.alpha", &q->alpha}, {"lowbit.quant.damp", &q->damp}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        double v;
+        if (!gguf_find(f, floats[i].key))
+            continue;
+        if (gguf_get_float(f, floats[i].key, &v, err))
+            return -1;
+        if (!(v >= -1e6 && v <= 1e6))
+            return lb_fail(err, "%s: metadata key '%s' is %g (expected a finite number)",
+                           f->path, floats[i].key, v);
+        *floats[i].slot = (float)v;
+    }
+    if (gguf_find(f, "lowbit.quant.calib_file") &&
+        gguf_get_str(f, "lowbit.quant.calib_file", &s, NULL) == 0)
+        gguf_printable(s.s, s.len, q->calib_file, sizeof q->calib_file);
+    return 0;
+}
+
+static void free_gguf_header(void *p) { gguf_close(p); }
+
 int lb_load_gguf(const char *path, lb_model **out, lb_error *err)
 {
     gguf_file *f;
@@ -274,17 +511,143 @@ int lb_load_gguf(const char *path, lb_model **out, lb_error *err)
         t.nbytes = ti->nbytes;
         lb_model_add_tensor(m, &t);
     }
-    if (lb_model_bind(m, err))
+    if (read_quant_info(f, m, err) || unpack_lb_tensors(m, err) || lb_model_bind(m, err))
         goto fail;
-    /* The model keeps the map; the rest of the parsed header is released. */
+    /* The model keeps the map, and the parsed header for lb_model_save to copy. */
     lb_model_own_map(m, &f->map);
     f->map.data = NULL;
     f->map.size = 0;
-    gguf_close(f);
+    m->src_meta = f;
+    m->src_meta_free = free_gguf_header;
     *out = m;
     return 0;
 fail:
     lb_model_free(m);
     gguf_close(f);
     return -1;
+}
+
+/* ---- saving ------------------------------------------------------------------------------ */
+
+/* GPT-2's fused attn_qkv.weight once q, k and v have all been replaced by tensors of their
+ * own: nothing reads it any more, and the file must not keep it (its views would shadow the
+ * new tensors' names only if they came first, but the bytes are dead either way). */
+static bool superseded(const lb_model *m, const lb_tensor *t)
+{
+    const char *p = strstr(t->name, ".attn_qkv.weight");
+    if (!p || p[16] || strncmp(t->name, "blk.", 4) != 0)
+        return false;
+    const char *part[] = {"attn_q", "attn_k", "attn_v"};
+    for (int i = 0; i < 3; i++) {
+        char name[LB_MAX_NAME + 16];
+        snprintf(name, sizeof name, "%.*s.%s.weight", (int)(p - t->name), t->name, part[i]);
+        const lb_tensor *v = lb_model_find(m, name);
+        if (!v || v->view)
+            return false;
+    }
+    return true;
+}
+
+static bool saved(const lb_model *m, const lb_tensor *t)
+{
+    return !t->view && !superseded(m, t);
+}
+
+static void set_quant_meta(gguf_writer *w, const lb_quant_info *q)
+{
+    if (!q->method[0])
+        return;
+    gguf_writer_set_str(w, "lowbit.quant.method", q->method);
+    gguf_writer_set_u32(w, "lowbit.quant.bits", (uint32_t)q->bits);
+    gguf_writer_set_u32(w, "lowbit.quant.group_size", (uint32_t)q->group_size);
+    gguf_writer_set_bool(w, "lowbit.quant.sym", q->sym);
+    gguf_writer_set_bool(w, "lowbit.quant.act_order", q->act_order);
+    gguf_writer_set_bool(w, "lowbit.quant.w8a8", q->w8a8);
+    gguf_writer_set_f32(w, "lowbit.quant.alpha", q->alpha);
+    gguf_writer_set_f32(w, "lowbit.quant.damp", q->damp);
+    gguf_writer_set_u32(w, "lowbit.quant.calib_samples", (uint32_t)q->calib_samples);
+    gguf_writer_set_u32(w, "lowbit.quant.calib_seqlen", (uint32_t)q->calib_seqlen);
+    if (q->calib_file[0])
+        gguf_writer_set_str(w, "lowbit.quant.calib_file", q->calib_file);
+}
+
+static int declare(gguf_writer *w, const lb_tensor *t, lb_error *err)
+{
+    const lb_qlayout *L = t->qlayout;
+    if (!L)
+        return gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, err);
+    char name[LB_MAX_NAME + 16];
+    int64_t codes[2] = {(int64_t)L->n_blocks * 32, t->ne[1]};
+    int64_t groups[2] = {L->n_groups, t->ne[1]};
+    int64_t cols = L->cols, four = 4;
+    if (gguf_writer_add_tensor(w, t->name, t->type, 2, codes, err))
+        return -1;
+    snprintf(name, sizeof name, "%s.lb_scale", t->name);
+    if (gguf_writer_add_tensor(w, name, LB_TYPE_F32, 2, groups, err))
+        return -1;
+    snprintf(name, sizeof name, "%s.lb_zero", t->name);
+    if (L->has_zero && gguf_writer_add_tensor(w, name, LB_TYPE_I8, 2, groups, err))
+        return -1;
+    snprintf(name, sizeof name, "%s.lb_gidx", t->name);
+    if (L->g_idx && gguf_writer_add_tensor(w, name, LB_TYPE_I32, 1, &cols, err))
+        return -1;
+    snprintf(name, sizeof name, "%s.lb_meta", t->name);
+    return gguf_writer_add_tensor(w, name, LB_TYPE_I32, 1, &four, err);
+}
+
+static int write_tensor(gguf_writer *w, const lb_tensor *t, lb_error *err)
+{
+    const lb_qlayout *L = t->qlayout;
+    if (!L)
+        return gguf_writer_write(w, t->data, t->nbytes, err);
+    int rows = (int)t->ne[1];
+    size_t codes = (size_t)L->n_blocks * (size_t)L->bits * 4;
+    const uint8_t *base = t->data;
+    for (int r = 0; r < rows; r++)
+        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes + L->codes_offset, codes, err))
+            return -1;
+    for (int r = 0; r < rows; r++)
+        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes, (size_t)L->n_groups * 4, err))
+            return -1;
+    for (int r = 0; L->has_zero && r < rows; r++)
+        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes + (size_t)L->n_groups * 4,
+                              (size_t)L->n_groups, err))
+            return -1;
+    if (L->g_idx && gguf_writer_write(w, L->g_idx, (size_t)L->cols * 4, err))
+        return -1;
+    int32_t meta[4] = {L->cols, L->group_size, L->n_groups,
+                       (L->has_zero ? 1 : 0) | (L->g_idx ? 2 : 0)};
+    return gguf_writer_write(w, meta, sizeof meta, err);
+}
+
+int lb_model_save(const lb_model *m, const char *path, lb_error *err)
+{
+    if (!m->src_meta)
+        return lb_fail(err, "%s: saving needs a model loaded from GGUF (this one is %s); "
+                       "convert it to GGUF first", m->path, m->format);
+    const gguf_file *src = m->src_meta;
+    gguf_writer *w = gguf_writer_create();
+    for (int64_t i = 0; i < src->n_kv; i++) {
+        const gguf_kv *kv = &src->kv[i];
+        /* the quantization keys are rewritten; nested arrays cannot be copied (and mean
+         * nothing to lowbit) */
+        if (strncmp(kv->key, "lowbit.quant.", 13) == 0 ||
+            (kv->type == GGUF_ARRAY && kv->arr_type == GGUF_ARRAY))
+            continue;
+        gguf_writer_copy_kv(w, kv);
+    }
+    set_quant_meta(w, &m->quant);
+    int rc = 0;
+    for (int i = 0; i < m->n_tensors && !rc; i++)
+        if (saved(m, &m->tensors[i]))
+            rc = declare(w, &m->tensors[i], err);
+    if (!rc)
+        rc = gguf_writer_open(w, path, err);
+    for (int i = 0; i < m->n_tensors && !rc; i++)
+        if (saved(m, &m->tensors[i]))
+            rc = write_tensor(w, &m->tensors[i], err);
+    if (!rc)
+        rc = gguf_writer_finish(w, err);
+    gguf_writer_free(w);
+    return rc;
 }
