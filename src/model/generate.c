@@ -42,6 +42,57 @@ static size_t held_back(const char *text, size_t len, const char *const *stop, i
     return hold;
 }
 
+void lb_textstream_init(lb_textstream *ts, const char *const *stop, int n_stop)
+{
+    memset(ts, 0, sizeof *ts);
+    ts->stop = stop;
+    ts->n_stop = n_stop;
+}
+
+void lb_textstream_free(lb_textstream *ts)
+{
+    lb_buf_free(&ts->text);
+    ts->emitted = 0;
+}
+
+bool lb_textstream_push(lb_textstream *ts, const char *piece, size_t n, size_t *from, size_t *len)
+{
+    lb_buf *text = &ts->text;
+    lb_buf_append(text, piece, n);
+    /* A stop string ends the text before it; otherwise stream all but a possible prefix. */
+    size_t safe = text->n;
+    bool stopped = false;
+    for (int i = 0; i < ts->n_stop; i++) {
+        /* Text before `emitted` cannot start a stop string: such prefixes are held back. */
+        const char *hit = ts->stop[i][0] ? strstr(lb_buf_cstr(text) + ts->emitted, ts->stop[i]) : NULL;
+        if (hit && (size_t)(hit - text->v) < safe) {
+            safe = (size_t)(hit - text->v);
+            stopped = true;
+        }
+    }
+    if (!stopped)
+        safe = text->n - held_back(text->v, text->n, ts->stop, ts->n_stop);
+    *from = ts->emitted;
+    *len = safe > ts->emitted ? safe - ts->emitted : 0;
+    if (safe > ts->emitted)
+        ts->emitted = safe;
+    if (stopped)
+        text->n = safe;
+    return stopped;
+}
+
+void lb_textstream_flush(lb_textstream *ts, size_t *from, size_t *len)
+{
+    *from = ts->emitted;
+    *len = ts->text.n > ts->emitted ? ts->text.n - ts->emitted : 0;
+    ts->emitted = ts->text.n;
+}
+
+bool lb_token_ends_text(const lb_tokenizer *tok, int id)
+{
+    return id == tok->eos_id || (tok->types[id] == LB_TOKEN_CONTROL && id != tok->bos_id);
+}
+
 static int prefill(lb_engine *e, int seq, const int *ids, int n, float *logits, lb_error *err)
 {
     int *pos = lb_malloc(PREFILL_CHUNK * sizeof(int)), *seqs = lb_malloc(PREFILL_CHUNK * sizeof(int));
@@ -96,44 +147,27 @@ int lb_generate(lb_engine *e, int seq, const char *prompt, const lb_gen_params *
     result->prefill_ms = t1 - t0;
 
     lb_sampler *s = lb_sampler_create(&params->sampling, vocab);
-    lb_buf text = {0};
-    size_t emitted = 0;
+    lb_textstream ts;
+    lb_textstream_init(&ts, params->stop, params->n_stop);
+    size_t from, len;
     char piece[1024];
     result->stop_reason = LB_STOP_LENGTH;
     for (int step = 0; rc == 0 && step < params->max_new_tokens; step++) {
         int next = lb_sampler_sample(s, logits, history.v, history.n);
-        if (next == tok->eos_id || (tok->types[next] == LB_TOKEN_CONTROL && next != tok->bos_id)) {
+        if (lb_token_ends_text(tok, next)) {
             result->stop_reason = LB_STOP_EOS;
             break;
         }
         int prev = history.v[history.n - 1];
         lb_ivec_push(&history, next);
         result->n_generated++;
-        int len = tok_decode_token(tok, prev, next, piece, sizeof piece);
-        lb_buf_append(&text, piece, (size_t)len);
-
-        /* A stop string ends the text before it; otherwise stream all but a possible prefix. */
-        size_t safe = text.n;
-        bool stopped = false;
-        for (int i = 0; i < params->n_stop; i++) {
-            /* Text before `emitted` cannot start a stop string: such prefixes are held back. */
-            const char *hit = params->stop[i][0] ? strstr(lb_buf_cstr(&text) + emitted, params->stop[i]) : NULL;
-            if (hit && (size_t)(hit - text.v) < safe) {
-                safe = (size_t)(hit - text.v);
-                stopped = true;
-            }
-        }
-        if (!stopped)
-            safe = text.n - held_back(text.v, text.n, params->stop, params->n_stop);
-        if (safe > emitted && on_piece && on_piece(text.v + emitted, safe - emitted, user)) {
-            emitted = safe;
+        int plen = tok_decode_token(tok, prev, next, piece, sizeof piece);
+        bool stopped = lb_textstream_push(&ts, piece, (size_t)plen, &from, &len);
+        if (len > 0 && on_piece && on_piece(ts.text.v + from, len, user)) {
             result->stop_reason = LB_STOP_CALLER;
             break;
         }
-        if (safe > emitted)
-            emitted = safe;
         if (stopped) {
-            text.n = safe;
             result->stop_reason = LB_STOP_STRING;
             break;
         }
@@ -148,13 +182,15 @@ int lb_generate(lb_engine *e, int seq, const char *prompt, const lb_gen_params *
         rc = lb_engine_forward(e, &b, logits, err);
     }
     /* Flush anything held back for a stop string that never came. */
-    if (rc == 0 && result->stop_reason != LB_STOP_STRING && result->stop_reason != LB_STOP_CALLER &&
-        text.n > emitted && on_piece)
-        on_piece(text.v + emitted, text.n - emitted, user);
+    if (rc == 0 && result->stop_reason != LB_STOP_STRING && result->stop_reason != LB_STOP_CALLER) {
+        lb_textstream_flush(&ts, &from, &len);
+        if (len > 0 && on_piece)
+            on_piece(ts.text.v + from, len, user);
+    }
     double t2 = lb_now_ms();
     result->decode_ms = t2 - t1;
     result->total_ms = t2 - t0;
-    result->text = lb_buf_cstr(&text);
+    result->text = lb_buf_cstr(&ts.text);
     lb_sampler_free(s);
     lb_ivec_free(&history);
     free(logits);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# lowbit serve over real sockets: every endpoint (original API, OpenAI-compatible with SSE,
+# metadata, evaluate, metrics, playground), the API key, the fallback to the baseline when the
+# quantized model cannot load, and a SIGTERM that drains the request in flight.
+source "$(dirname "$0")/lib.sh"
+source "$TESTS/tools/server_lib.sh"
+
+cp "$MODEL" "$SCRATCH/quantized.gguf"
+
+# Settings from the environment, as the original service took them.
+export MAX_NEW_TOKENS=24 TEMPERATURE=0.8 TOP_K=40
+start_server main --baseline "$MODEL" --quantized "$SCRATCH/quantized.gguf" --threads 1 --parallel 4 || exit 1
+run_client endpoints
+stop_server; expect_eq "clean exit after SIGTERM" "$?" "0"
+grep -q "serve: stopped" "$SERVER_LOG" && pass "log says stopped" || fail "no 'stopped' in the log"
+
+# The API key (from the environment) guards everything but /health and /metrics.
+LOWBIT_API_KEY=s3cret start_server auth --baseline "$MODEL" --threads 1 || exit 1
+API_KEY=s3cret run_client auth
+stop_server
+
+# A quantized model that does not load: logged, and /generate serves the baseline.
+BASELINE_MODEL_PATH="$MODEL" QUANTIZED_MODEL_PATH="$SCRATCH/missing.gguf" start_server fallback --threads 1 || exit 1
+run_client fallback
+grep -q "quantized model did not load" "$SERVER_LOG" && pass "fallback logged" || fail "fallback not logged: $(cat "$SERVER_LOG")"
+stop_server
+
+# SIGTERM while a stream is flowing: it finishes, then the server exits 0.
+start_server drain --baseline "$MODEL" --threads 1 || exit 1
+SERVER_PID=$SERVER_PID run_client drain
+rc=0; wait "$SERVER_PID" || rc=$?
+SERVER_PID=
+expect_eq "drained exit status" "$rc" "0"
+
+# Bad settings are refused with one line before anything is loaded.
+expect_error "bad --parallel" "parallel" -- "$BIN" serve --baseline "$MODEL" --parallel 0
+expect_error "bad address" "address" -- "$BIN" serve --baseline "$MODEL" --addr nowhere
+expect_error "no baseline" "baseline" -- env -u BASELINE_MODEL_PATH "$BIN" serve
+expect_error "bad MAX_NEW_TOKENS" "MAX_NEW_TOKENS" -- env MAX_NEW_TOKENS=lots "$BIN" serve --baseline "$MODEL"
+expect_error "unloadable baseline" "baseline model" -- "$BIN" serve --baseline "$SCRATCH/none.gguf" --addr 127.0.0.1:0 --quiet
+finish
