@@ -464,6 +464,7 @@ int lb_store_load_run(lb_store *s, int64_t id, lb_store_run *run, lb_error *err)
         return db_fail(s, err, "read run");
     }
     read_header(st, run);
+    run->n_results = 0;   /* the header's count; the rows are read below */
     sqlite3_finalize(st);
 
     st = prep(s, "SELECT m.id,m.name,m.method,m.options,md.path,md.format,md.bytes,md.bits_per_weight "
@@ -576,7 +577,8 @@ void lb_store_run_free(lb_store_run *run)
         free(m->name); free(m->method); free(m->options); free(m->model_path); free(m->format);
     }
     free(run->methods);
-    for (int i = 0; i < run->n_results; i++) {
+    /* List headers carry a count but no rows. */
+    for (int i = 0; run->results && i < run->n_results; i++) {
         lb_store_result_row *r = &run->results[i];
         free(r->model); free(r->format); free(r->task); free(r->metric); free(r->params); free(r->stage);
     }

@@ -32,7 +32,17 @@ static bool is_kld(const char *metric)
 {
     return strcmp(metric, "kld_mean") == 0 || strcmp(metric, "kld") == 0 || strcmp(metric, "mean_kld") == 0;
 }
-static bool is_top1(const char *metric) { return strstr(metric, "top1") || strstr(metric, "top_1"); }
+static bool is_top1(const char *metric)
+{
+    return strstr(metric, "top1") || strstr(metric, "top_1") || strstr(metric, "same_top");
+}
+/* The KLD stage's other figures (percentiles, the perplexity pair it also measures) stay in
+ * the store and the JSON rows; the tables show the mean and the top-1 agreement. */
+static bool is_kld_extra(const char *metric)
+{
+    return strncmp(metric, "kld_", 4) == 0 || strncmp(metric, "perplexity_", 11) == 0 ||
+           strcmp(metric, "dp_rms_pct") == 0;
+}
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
@@ -62,7 +72,8 @@ void rp_fmt_bytes(char *out, size_t n, double v)
 
 static rp_col *add_col(rp_table *t, const char *head)
 {
-    t->cols = lb_realloc(t->cols, (size_t)(t->n_cols + 1) * sizeof *t->cols);
+    if (t->n_cols == t->cap)   /* sized in build_tables; never reached */
+        abort();
     rp_col *c = &t->cols[t->n_cols++];
     c->head = lb_strdup(head);
     c->cells = lb_calloc((size_t)t->rows + 1, sizeof *c->cells);
@@ -90,6 +101,10 @@ static void build_tables(rp_data *d)
     a->title = "Accuracy";
     p->title = "Performance";
     a->rows = p->rows = d->nm;
+    a->cap = 2 + 2 * d->nds + 4 + d->ntm;
+    p->cap = 2 + 5 * d->nb + 3;
+    a->cols = lb_calloc((size_t)a->cap, sizeof *a->cols);
+    p->cols = lb_calloc((size_t)p->cap, sizeof *p->cols);
     for (int t = 0; t < 2; t++) {
         rp_table *tb = &d->tables[t];
         rp_col *c = add_col(tb, "method");
@@ -361,7 +376,7 @@ void rp_data_build(rp_data *d, const lb_store_run *run)
             }
         } else if (is_ppl(x->metric))
             find_or_add(&d->ds, &d->nds, x->task);
-        else if (!is_kld(x->metric) && !is_top1(x->metric)) {
+        else if (!is_kld(x->metric) && !is_top1(x->metric) && !is_kld_extra(x->metric)) {
             char name[200];
             snprintf(name, sizeof name, "%s %s", x->task, x->metric);
             find_or_add(&tasks, &ntask, name);
@@ -423,7 +438,7 @@ void rp_data_build(rp_data *d, const lb_store_run *run)
             if (isnan(d->kld[i])) d->kld[i] = x->value;
         } else if (is_top1(x->metric)) {
             if (isnan(d->top1[i])) d->top1[i] = x->value;
-        } else {
+        } else if (!is_kld_extra(x->metric)) {
             char name[200];
             snprintf(name, sizeof name, "%s %s", x->task, x->metric);
             int t = 0;

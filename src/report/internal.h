@@ -22,7 +22,7 @@ typedef struct {
     const char *title;
     int rows;
     rp_col *cols;
-    int n_cols;
+    int n_cols, cap;   /* cols is sized once, so pointers to columns stay valid */
 } rp_table;
 
 typedef struct {
