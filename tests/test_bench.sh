@@ -184,6 +184,9 @@ expect_error "batch list with a trailing comma" "--batch '4,'" -- "$BIN" bench -
 expect_error "batch list with a word" "--batch '1,x'" -- "$BIN" bench -m "$M" --batch 1,x
 expect_error "negative batch" "--batch '-2'" -- "$BIN" bench -m "$M" --batch=-2
 expect_error "huge batch" "outside 1\.\.4096" -- "$BIN" bench -m "$M" --batch 99999999999999
+expect_error "batch x prompt too large" "--batch 4096 x --prompt 1048576" -- "$BIN" bench -m "$M" --batch 1,4096 --prompt 1048576
+expect_error "reps x gen too large" "--reps 1000000 x --gen 1048576" -- "$BIN" bench -m "$M" --reps 1000000 --gen 1048576
+expect_error "prompt too large" "--prompt is 2000000" -- "$BIN" bench -m "$M" --prompt 2000000
 expect_error "reps 0" "--reps is 0" -- "$BIN" bench -m "$M" --reps 0
 expect_error "prompt 0" "--prompt is 0" -- "$BIN" bench -m "$M" --prompt 0
 expect_error "gen 0" "--gen is 0" -- "$BIN" bench -m "$M" --gen 0

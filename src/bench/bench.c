@@ -141,6 +141,16 @@ int lb_bench_check(const lb_bench_params *p, lb_error *err)
         return lb_fail(err, "--warmup is %d, expected 0..1000000", p->warmup);
     if (p->threads < 0 || p->threads > 4096)
         return lb_fail(err, "--threads is %d, expected 0..4096", p->threads);
+    /* Products bound the buffers (prompt tokens of a batch, timings kept per decode pass). */
+    const int64_t most = (int64_t)1 << 26;
+    for (int i = 0; i < p->n_batches; i++)
+        if ((int64_t)p->batches[i] * p->prompt > most)
+            return lb_fail(err, "--batch %d x --prompt %d is %lld prompt tokens in one pass, "
+                           "expected at most %lld", p->batches[i], p->prompt,
+                           (long long)p->batches[i] * p->prompt, (long long)most);
+    if ((int64_t)p->reps * p->gen > most)
+        return lb_fail(err, "--reps %d x --gen %d is more than %lld timed decode passes",
+                       p->reps, p->gen, (long long)most);
     return 0;
 }
 
