@@ -316,7 +316,7 @@ BAD = [
     ("invalid UTF-8", "/generate", b'{"prompt": "\xff\xfe"}', 400, None),
     ("prompt missing", "/generate", b'{"max_new_tokens": 5}', 400, "prompt"),
     ("prompt a number", "/generate", b'{"prompt": 5}', 400, "prompt"),
-    ("prompt with NUL", "/generate", b'{"prompt": "a\\u0000b"}', 400, "prompt"),
+    ("prompt with NUL", "/generate", b'{"prompt": "a\\u0000b"}', 400, None),
     ("unknown field", "/generate", b'{"prompt": "a", "max_tokens_typo": 5}', 400, "max_tokens_typo"),
     ("max_new_tokens 0", "/generate", b'{"prompt": "a", "max_new_tokens": 0}', 400, "max_new_tokens"),
     ("max_new_tokens -5", "/generate", b'{"prompt": "a", "max_new_tokens": -5}', 400, "max_new_tokens"),
@@ -374,12 +374,19 @@ def cmd_abuse(s, pid):
         st, h, b = s.request(method, path)
         check("wrong method 405: %s %s" % (method, path), st == 405 and "allow" in h, (st, h))
 
-    big = b'{"prompt": "' + b"a" * (2 << 20) + b'"}'
-    try:
-        st, h, b = s.request("POST", "/generate", raw=big)
-        check("oversized body 413", st == 413 and b"limit" in b, (st, b[:200]))
-    except (ConnectionError, BrokenPipeError) as e:
-        fail("oversized body: connection error %r" % e)
+    # Content-Length over the limit: answered 413 before the body is read (the client may
+    # still be sending, so it sends only the start and then reads).
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n{\"prompt\": \"aaaa" % (2 << 20))
+    resp = b""
+    while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
+        d = sock.recv(65536)
+        if not d:
+            break
+        resp += d
+    sock.close()
+    check("oversized body 413", resp.startswith(b"HTTP/1.1 413") and b"limit" in resp, resp[:200])
     # chunked, no Content-Length: the limit holds while reading
     sock = socket.create_connection(("127.0.0.1", s.port))
     sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -460,7 +467,12 @@ def cmd_abuse(s, pid):
             rss0 = rss_kib(pid)
     rss1 = rss_kib(pid)
     print("RSS after round 1: %d KiB, after round 3: %d KiB" % (rss0, rss1))
-    check("memory returns to its level (growth %d KiB)" % (rss1 - rss0), rss1 - rss0 < 32 * 1024, (rss0, rss1))
+    if os.environ.get("LOWBIT_SANITIZED"):
+        # AddressSanitizer keeps freed blocks in quarantine, so RSS grows by design; its leak
+        # check at the server's exit (a non-zero status) is the memory test there.
+        ok("memory: RSS not compared under AddressSanitizer (LeakSanitizer checks at exit)")
+    else:
+        check("memory returns to its level (growth %d KiB)" % (rss1 - rss0), rss1 - rss0 < 8 * 1024, (rss0, rss1))
 
 
 # ---- concurrency ------------------------------------------------------------------------------
