@@ -107,14 +107,14 @@ int lb_dataset_load_text(const char *name, const char *data_dir, char **text, si
     *text = NULL;
     *len = 0;
     char *path = lb_dataset_resolve(name, data_dir);
-    if (!lb_file_exists(path)) {
-        lb_fail(err, "%s: no such file%s", path,
-                strcmp(path, name) ? " (named by a dataset shortcut; set --data-dir)" : "");
+    if (lb_is_dir(path)) {
+        lb_fail(err, "%s: is a directory, expected a text or jsonl file", path);
         free(path);
         return -1;
     }
-    if (lb_is_dir(path)) {
-        lb_fail(err, "%s: is a directory, expected a text or jsonl file", path);
+    if (!lb_file_exists(path)) {
+        lb_fail(err, "%s: no such file%s", path,
+                strcmp(path, name) ? " (named by a dataset shortcut; set --data-dir)" : "");
         free(path);
         return -1;
     }
