@@ -1,0 +1,669 @@
+/* The sequential quantization driver (see quantize.h): options, the capture of calibration
+ * statistics block by block, and the per-block work of each method. */
+#include "quant/quantize.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/timer.h"
+#include "model/engine.h"
+#include "quant/pack.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+lb_quant_opts lb_quant_defaults(void)
+{
+    lb_quant_opts o;
+    memset(&o, 0, sizeof o);
+    o.method = LB_QM_RTN;
+    o.bits = 4;
+    o.group_size = 128;
+    o.damp = 0.01f;
+    o.alpha = 0.5f;
+    o.awq_clip = true;
+    return o;
+}
+
+static const char *const method_names[] = {"rtn", "gptq", "awq", "smoothquant"};
+
+const char *lb_qmethod_name(lb_qmethod m)
+{
+    return (unsigned)m < 4 ? method_names[m] : "?";
+}
+
+int lb_qmethod_parse(const char *name, lb_qmethod *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, method_names[i]) == 0) {
+            *out = (lb_qmethod)i;
+            return 0;
+        }
+    return -1;
+}
+
+int lb_quant_check(const lb_quant_opts *o, lb_error *err)
+{
+    const char *name = lb_qmethod_name(o->method);
+    int b = o->bits, g = o->group_size;
+    if (g != 0 && g != 32 && g != 64 && g != 128)
+        return lb_fail(err, "--group-size %d: expected 0 (per channel), 32, 64 or 128", g);
+    switch (o->method) {
+    case LB_QM_RTN:
+    case LB_QM_GPTQ:
+        if (b != 2 && b != 3 && b != 4 && b != 8)
+            return lb_fail(err, "--bits %d: %s supports 2, 3, 4 or 8", b, name);
+        break;
+    case LB_QM_AWQ:
+        if (b != 3 && b != 4)
+            return lb_fail(err, "--bits %d: awq supports 3 or 4 (weight-only groups)", b);
+        if (g == 0)
+            return lb_fail(err, "--group-size 0: awq needs groups of 32, 64 or 128");
+        break;
+    case LB_QM_SMOOTHQUANT:
+        if (b != 8)
+            return lb_fail(err, "--bits %d: smoothquant is W8A8 and supports 8 only", b);
+        if (g != 0)
+            return lb_fail(err, "--group-size %d: smoothquant quantizes weights per output "
+                           "channel (0 only)", g);
+        break;
+    default:
+        return lb_fail(err, "unknown quantization method %d", (int)o->method);
+    }
+    if (o->act_order && o->method != LB_QM_GPTQ)
+        return lb_fail(err, "--act-order applies to gptq only (method is %s)", name);
+    if (o->static_groups && o->method != LB_QM_GPTQ)
+        return lb_fail(err, "--static-groups applies to gptq only (method is %s)", name);
+    if (!(o->damp > 0 && o->damp < 1))
+        return lb_fail(err, "--damp %g: expected a fraction in (0, 1)", (double)o->damp);
+    if (!(o->alpha >= 0 && o->alpha <= 1))
+        return lb_fail(err, "--alpha %g: expected a value in [0, 1]", (double)o->alpha);
+    return 0;
+}
+
+void lb_quant_report_free(lb_quant_report *r)
+{
+    if (!r)
+        return;
+    free(r->layers);
+    memset(r, 0, sizeof *r);
+}
+
+double lb_quant_hessian_error(const float *A, const float *B, const float *H, int rows, int cols)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    float *D = lb_malloc(n * sizeof(float));
+    float *T = lb_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        D[i] = A[i] - (B ? B[i] : 0.0f);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, cols, 1.0f, D, cols, H,
+                cols, 0.0f, T, cols);
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)D[i] * T[i];
+    free(D);
+    free(T);
+    return s;
+}
+
+/* ---- statistics of each linear layer's input --------------------------------------------- */
+
+typedef struct {
+    int width;
+    float *H;          /* [width][width]: Σ x xᵀ, upper triangle while accumulating */
+    float *abs_max;    /* [width] */
+    double *abs_sum;   /* [width] */
+    float *abs_mean;   /* [width], after finishing */
+    int64_t n;
+} site_stats;
+
+typedef struct {
+    site_stats site[LB_SITE_COUNT];
+    bool want_hessian;
+} capture_state;
+
+static void stats_init(site_stats *s, int width, bool hessian)
+{
+    memset(s, 0, sizeof *s);
+    s->width = width;
+    if (hessian)
+        s->H = lb_calloc((size_t)width * (size_t)width, sizeof(float));
+    s->abs_max = lb_calloc((size_t)width, sizeof(float));
+    s->abs_sum = lb_calloc((size_t)width, sizeof(double));
+    s->abs_mean = lb_calloc((size_t)width, sizeof(float));
+}
+
+static void stats_reset(site_stats *s)
+{
+    size_t w = (size_t)s->width;
+    if (s->H)
+        memset(s->H, 0, w * w * sizeof(float));
+    memset(s->abs_max, 0, w * sizeof(float));
+    memset(s->abs_sum, 0, w * sizeof(double));
+    s->n = 0;
+}
+
+static void stats_free(site_stats *s)
+{
+    free(s->H);
+    free(s->abs_max);
+    free(s->abs_sum);
+    free(s->abs_mean);
+}
+
+/* H becomes the full symmetric 2/N·XᵀX (GPTQ's scaling), abs_mean the mean |x|. */
+static void stats_finish(site_stats *s)
+{
+    int w = s->width;
+    double inv = s->n > 0 ? 1.0 / (double)s->n : 0.0;
+    for (int j = 0; j < w; j++)
+        s->abs_mean[j] = (float)(s->abs_sum[j] * inv);
+    if (!s->H)
+        return;
+    float k = (float)(2.0 * inv);
+    for (int i = 0; i < w; i++) {
+        float *row = s->H + (size_t)i * w;
+        for (int j = i; j < w; j++)
+            row[j] *= k;
+        for (int j = 0; j < i; j++)
+            row[j] = s->H[(size_t)j * w + i];
+    }
+}
+
+static void on_capture(void *user, int layer, lb_site site, const float *x, int n, int width)
+{
+    (void)layer;
+    capture_state *cs = user;
+    site_stats *s = &cs->site[site];
+    if (width != s->width)
+        return;   /* cannot happen: widths come from the same config */
+    if (s->H)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, width, n, 1.0f, x, width, 1.0f, s->H,
+                    width);
+    for (int t = 0; t < n; t++) {
+        const float *row = x + (size_t)t * width;
+        for (int j = 0; j < width; j++) {
+            float a = fabsf(row[j]);
+            s->abs_sum[j] += a;
+            if (a > s->abs_max[j])
+                s->abs_max[j] = a;
+        }
+    }
+    s->n += n;
+}
+
+/* ---- the linears of a block ------------------------------------------------------------- */
+
+enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT };
+
+static const lb_site lin_site[LIN_COUNT] = {LB_SITE_QKV, LB_SITE_QKV, LB_SITE_QKV, LB_SITE_O,
+                                            LB_SITE_FFN, LB_SITE_FFN, LB_SITE_DOWN};
+
+typedef struct {
+    lb_tensor *t;      /* NULL when the architecture has none (GPT-2's gate) */
+    float *W;          /* fp32 copy [rows][cols], modified by scaling before quantization */
+    int rows, cols;
+} linear;
+
+static lb_tensor *layer_linear(const lb_layer *L, int i)
+{
+    lb_tensor *const all[LIN_COUNT] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    return all[i];
+}
+
+static void linear_load(linear *li, lb_tensor *t)
+{
+    li->t = t;
+    li->W = NULL;
+    if (!t)
+        return;
+    li->cols = (int)t->ne[0];
+    li->rows = (int)t->ne[1];
+    li->W = lb_malloc((size_t)li->rows * (size_t)li->cols * sizeof(float));
+    for (int r = 0; r < li->rows; r++)
+        lb_tensor_get_row(t, r, li->W + (size_t)r * li->cols);
+}
+
+/* Puts a quantized matrix into the model: packed for the runtime kernels, or (fake) expanded
+ * back to fp32 so the float engine runs the quantized values. */
+static int commit(lb_model *m, const linear *li, const lb_qweight *qw, bool fake, lb_error *err)
+{
+    if (!fake)
+        return lb_model_set_quantized(m, li->t->name, qw, err);
+    float *deq = lb_malloc((size_t)li->rows * (size_t)li->cols * sizeof(float));
+    lb_qweight_dequant(qw, deq);
+    int rc = lb_model_set_f32(m, li->t->name, deq, err);
+    free(deq);
+    return rc;
+}
+
+/* Writes the scaled copy of a norm (or its bias) back into the model. */
+static int set_vector(lb_model *m, const lb_tensor *t, const float *v, lb_error *err)
+{
+    return lb_model_set_f32(m, t->name, v, err);
+}
+
+static float *tensor_copy(const lb_tensor *t)
+{
+    int64_t n = lb_tensor_nelements(t);
+    float *v = lb_malloc((size_t)n * sizeof(float));
+    int64_t cols = t->ne[0];
+    for (int64_t r = 0; r < n / cols; r++)
+        lb_tensor_get_row(t, r, v + r * cols);
+    return v;
+}
+
+typedef struct {
+    lb_model *m;
+    const lb_quant_opts *o;
+    lb_pool *pool;
+    lb_quant_report *rep;
+} run_ctx;
+
+static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, const float *H,
+                         double gptq_loss)
+{
+    lb_quant_report *rep = rc->rep;
+    lb_quant_layer *q = &rep->layers[rep->n_layers++];
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", li->t->name);
+    q->rows = li->rows;
+    q->cols = li->cols;
+    q->gptq_loss = gptq_loss;
+    q->rel_error = NAN;
+    if (H) {
+        float *deq = lb_malloc((size_t)li->rows * (size_t)li->cols * sizeof(float));
+        lb_qweight_dequant(qw, deq);
+        double e = lb_quant_hessian_error(li->W, deq, H, li->rows, li->cols);
+        double base = lb_quant_hessian_error(li->W, NULL, H, li->rows, li->cols);
+        q->rel_error = base > 0 ? e / base : 0.0;
+        free(deq);
+    }
+    rep->n_weights += (int64_t)li->rows * li->cols;
+}
+
+/* Scales input columns of W by s (W·diag(s)). */
+static void scale_cols(float *W, int rows, int cols, const float *s)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            W[(size_t)r * cols + c] *= s[c];
+}
+
+/* H' = S⁻¹ H S⁻¹: the statistics of inputs divided by s. */
+static void scale_hessian(float *H, int n, const float *s)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            H[(size_t)i * n + j] /= s[i] * s[j];
+}
+
+/* Divides a norm's weight (and bias) by s: the norm's output, the linears' input, shrinks by s. */
+static int fold_into_norm(lb_model *m, const lb_tensor *w, const lb_tensor *b, const float *s,
+                          lb_error *err)
+{
+    const lb_tensor *ts[2] = {w, b};
+    for (int k = 0; k < 2; k++) {
+        if (!ts[k])
+            continue;
+        float *v = tensor_copy(ts[k]);
+        int64_t n = lb_tensor_nelements(ts[k]);
+        for (int64_t j = 0; j < n; j++)
+            v[j] /= s[j];
+        int rc = set_vector(m, ts[k], v, err);
+        free(v);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- per-block work of each method ------------------------------------------------------ */
+
+static int block_rtn(run_ctx *rc, linear *lin, lb_error *err)
+{
+    const lb_quant_opts *o = rc->o;
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (!lin[i].t)
+            continue;
+        lb_qweight qw;
+        lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, o->bits, o->group_size, o->sym, &qw);
+        report_layer(rc, &lin[i], &qw, NULL, NAN);
+        int r = commit(rc->m, &lin[i], &qw, o->fake, err);
+        lb_qweight_free(&qw);
+        if (r)
+            return -1;
+    }
+    return 0;
+}
+
+static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err)
+{
+    const lb_quant_opts *o = rc->o;
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (!lin[i].t)
+            continue;
+        const float *H = cs->site[lin_site[i]].H;
+        lb_qweight qw;
+        double loss = 0;
+        if (lb_gptq_quantize(lin[i].W, H, lin[i].rows, lin[i].cols, o->bits, o->group_size,
+                             o->sym, o->act_order, o->static_groups, o->damp, rc->pool, &qw,
+                             &loss, err))
+            return lb_fail_prefix(err, "%s: ", lin[i].t->name);
+        report_layer(rc, &lin[i], &qw, H, loss);
+        int r = commit(rc->m, &lin[i], &qw, o->fake, err);
+        lb_qweight_free(&qw);
+        if (r)
+            return -1;
+    }
+    return 0;
+}
+
+/* AWQ's scale search for one group of linears sharing an input, the fold of the scales into
+ * what precedes them, and the matching change of the input statistics. */
+static void awq_scale_group(run_ctx *rc, linear *lin, const int *idx, int n_idx, site_stats *st,
+                            float *s)
+{
+    const float *Ws[3];
+    int rows[3];
+    for (int k = 0; k < n_idx; k++) {
+        Ws[k] = lin[idx[k]].W;
+        rows[k] = lin[idx[k]].rows;
+    }
+    float alpha = lb_awq_search_scale(Ws, rows, n_idx, st->width, st->H, st->abs_mean,
+                                      rc->o->bits, rc->o->group_size, rc->o->sym, 20, s);
+    lb_log_debug("awq: %s: alpha %.2f", lin[idx[0]].t->name, (double)alpha);
+    for (int k = 0; k < n_idx; k++)
+        scale_cols(lin[idx[k]].W, lin[idx[k]].rows, lin[idx[k]].cols, s);
+    scale_hessian(st->H, st->width, s);
+}
+
+static int block_awq(run_ctx *rc, int l, linear *lin, capture_state *cs, lb_error *err)
+{
+    lb_model *m = rc->m;
+    const lb_config *c = &m->cfg;
+    const lb_layer *L = &m->layers[l];
+    const lb_quant_opts *o = rc->o;
+    int wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    if (c->n_heads * c->head_dim > wide)
+        wide = c->n_heads * c->head_dim;
+    float *s = lb_malloc((size_t)wide * sizeof(float));
+    int rcode = 0;
+
+    /* attention norm → q, k, v */
+    const int qkv[3] = {LIN_Q, LIN_K, LIN_V};
+    awq_scale_group(rc, lin, qkv, 3, &cs->site[LB_SITE_QKV], s);
+    if (fold_into_norm(m, L->attn_norm, L->attn_norm_b, s, err))
+        goto fail;
+
+    /* v → o, when every o input channel has its own v row (no grouped-query sharing) */
+    if (c->n_heads == c->n_kv_heads && lin[LIN_V].rows == lin[LIN_O].cols) {
+        const int oi[1] = {LIN_O};
+        awq_scale_group(rc, lin, oi, 1, &cs->site[LB_SITE_O], s);
+        linear *v = &lin[LIN_V];
+        for (int r = 0; r < v->rows; r++)
+            for (int k = 0; k < v->cols; k++)
+                v->W[(size_t)r * v->cols + k] /= s[r];
+        if (L->bv && fold_into_norm(m, L->bv, NULL, s, err))
+            goto fail;
+    }
+
+    /* ffn norm → gate, up */
+    const int ffn[2] = {LIN_GATE, LIN_UP};
+    if (lin[LIN_GATE].t)
+        awq_scale_group(rc, lin, ffn, 2, &cs->site[LB_SITE_FFN], s);
+    else
+        awq_scale_group(rc, lin, ffn + 1, 1, &cs->site[LB_SITE_FFN], s);
+    if (fold_into_norm(m, L->ffn_norm, L->ffn_norm_b, s, err))
+        goto fail;
+
+    /* up → down: SwiGLU is linear in up; GPT-2's GELU is not, so it keeps down unscaled */
+    if (lin[LIN_GATE].t) {
+        const int di[1] = {LIN_DOWN};
+        awq_scale_group(rc, lin, di, 1, &cs->site[LB_SITE_DOWN], s);
+        linear *up = &lin[LIN_UP];
+        for (int r = 0; r < up->rows; r++)
+            for (int k = 0; k < up->cols; k++)
+                up->W[(size_t)r * up->cols + k] /= s[r];
+        if (L->b_up && fold_into_norm(m, L->b_up, NULL, s, err))
+            goto fail;
+    }
+
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (!lin[i].t)
+            continue;
+        const float *H = cs->site[lin_site[i]].H;
+        lb_qweight qw;
+        /* AWQ leaves q and k unclipped: attention scores amplify their errors */
+        bool clip = o->awq_clip && i != LIN_Q && i != LIN_K;
+        if (clip)
+            lb_awq_quantize_clipped(lin[i].W, lin[i].rows, lin[i].cols, H, o->bits,
+                                    o->group_size, o->sym, rc->pool, &qw);
+        else
+            lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, o->bits, o->group_size, o->sym,
+                           &qw);
+        report_layer(rc, &lin[i], &qw, H, NAN);
+        int r = commit(m, &lin[i], &qw, o->fake, err);
+        lb_qweight_free(&qw);
+        if (r)
+            goto fail;
+    }
+    free(s);
+    return 0;
+fail:
+    rcode = -1;
+    free(s);
+    return rcode;
+}
+
+static int block_smoothquant(run_ctx *rc, int l, linear *lin, capture_state *cs, lb_error *err)
+{
+    lb_model *m = rc->m;
+    const lb_layer *L = &m->layers[l];
+    const lb_quant_opts *o = rc->o;
+    if (o->alpha > 0) {
+        float *s = lb_malloc((size_t)m->cfg.dim * sizeof(float));
+        /* attention norm → q, k, v; ffn norm → gate, up */
+        for (int part = 0; part < 2; part++) {
+            int idx[3], n = 0;
+            if (part == 0) {
+                idx[n++] = LIN_Q, idx[n++] = LIN_K, idx[n++] = LIN_V;
+            } else {
+                if (lin[LIN_GATE].t)
+                    idx[n++] = LIN_GATE;
+                idx[n++] = LIN_UP;
+            }
+            const float *Ws[3];
+            int rows[3];
+            for (int k = 0; k < n; k++) {
+                Ws[k] = lin[idx[k]].W;
+                rows[k] = lin[idx[k]].rows;
+            }
+            site_stats *st = &cs->site[part == 0 ? LB_SITE_QKV : LB_SITE_FFN];
+            lb_smooth_scales(Ws, rows, n, st->width, st->abs_max, o->alpha, s);
+            for (int k = 0; k < n; k++)
+                scale_cols(lin[idx[k]].W, lin[idx[k]].rows, lin[idx[k]].cols, s);
+            int r = part == 0 ? fold_into_norm(m, L->attn_norm, L->attn_norm_b, s, err)
+                              : fold_into_norm(m, L->ffn_norm, L->ffn_norm_b, s, err);
+            if (r) {
+                free(s);
+                return -1;
+            }
+        }
+        free(s);
+    }
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (!lin[i].t)
+            continue;
+        lb_qweight qw;
+        lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, 8, 0, true, &qw);
+        qw.w8a8 = true;
+        report_layer(rc, &lin[i], &qw, NULL, NAN);
+        int r = commit(m, &lin[i], &qw, o->fake, err);
+        lb_qweight_free(&qw);
+        if (r)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the driver ------------------------------------------------------------------------- */
+
+static int check_model(const lb_model *m, lb_error *err)
+{
+    if (m->cfg.arch != LB_ARCH_LLAMA && m->cfg.arch != LB_ARCH_GPT2)
+        return lb_fail(err, "%s: architecture %s cannot be quantized", m->path,
+                       m->cfg.arch_name);
+    if (m->quant.method[0])
+        return lb_fail(err, "%s: model is already quantized (%s, %d bits); quantize a float "
+                       "model (F32, F16 or BF16)", m->path, m->quant.method, m->quant.bits);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            const lb_tensor *t = layer_linear(&m->layers[l], i);
+            if (!t)
+                continue;
+            const lb_type_traits *tr = lb_type_traits_of(t->type);
+            if (!tr || tr->quantized)
+                return lb_fail(err, "%s: tensor '%s' is already quantized (%s); quantize a "
+                               "float model (F32, F16 or BF16)", m->path, t->name,
+                               lb_type_name(t->type));
+        }
+    return 0;
+}
+
+/* The run's settings, which lb_model_save records and `lowbit info` shows. */
+static void fill_info(lb_model *m, const lb_quant_opts *o)
+{
+    lb_quant_info *q = &m->quant;
+    memset(q, 0, sizeof *q);
+    snprintf(q->method, sizeof q->method, "%s%s", lb_qmethod_name(o->method),
+             o->method == LB_QM_SMOOTHQUANT && o->alpha == 0 ? "-naive" : "");
+    bool sq = o->method == LB_QM_SMOOTHQUANT;
+    q->bits = sq ? 8 : o->bits;
+    q->group_size = sq ? 0 : o->group_size;
+    q->sym = sq ? true : o->sym;
+    q->act_order = o->method == LB_QM_GPTQ && o->act_order;
+    q->w8a8 = sq;
+    q->alpha = sq ? o->alpha : 0.0f;
+    q->damp = o->method == LB_QM_GPTQ ? o->damp : 0.0f;
+    if (o->method != LB_QM_RTN && o->calib) {
+        q->calib_samples = o->calib->n_samples;
+        q->calib_seqlen = o->calib->seqlen;
+        if (o->calib_name)
+            snprintf(q->calib_file, sizeof q->calib_file, "%s", o->calib_name);
+    }
+}
+
+static void free_linears(linear *lin)
+{
+    for (int i = 0; i < LIN_COUNT; i++) {
+        free(lin[i].W);
+        lin[i].W = NULL;
+    }
+}
+
+int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep, lb_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    if (lb_quant_check(o, err) || check_model(m, err))
+        return -1;
+    bool calibrated = o->method != LB_QM_RTN;
+    if (calibrated && (!o->calib || o->calib->n_samples <= 0))
+        return lb_fail(err, "%s needs calibration data (--calib)", lb_qmethod_name(o->method));
+    double t0 = lb_now_ms();
+    const lb_config *c = &m->cfg;
+    rep->layers = lb_calloc((size_t)c->n_layers * LIN_COUNT, sizeof(lb_quant_layer));
+    lb_progress *bar = o->progress ? lb_progress_start("quantize", (uint64_t)c->n_layers,
+                                                       "blocks") : NULL;
+    run_ctx rc = {m, o, NULL, rep};
+    linear lin[LIN_COUNT];
+    memset(lin, 0, sizeof lin);
+    int status = 0;
+
+    if (!calibrated) {
+        lb_pool *pool = lb_pool_create(o->n_threads);
+        rc.pool = pool;
+        for (int l = 0; l < c->n_layers && !status; l++) {
+            for (int i = 0; i < LIN_COUNT; i++)
+                linear_load(&lin[i], layer_linear(&m->layers[l], i));
+            status = block_rtn(&rc, lin, err);
+            free_linears(lin);
+            lb_progress_update(bar, (uint64_t)l + 1);
+        }
+        lb_pool_free(pool);
+        lb_progress_finish(bar);
+        rep->seconds = (lb_now_ms() - t0) / 1e3;
+        if (!status)
+            fill_info(m, o);
+        return status;
+    }
+
+    const lb_calib *cal = o->calib;
+    int L = cal->seqlen, S = cal->n_samples, dim = c->dim;
+    lb_engine *e;
+    if (lb_engine_create(m, L, 1, o->n_threads, &e, err)) {
+        lb_progress_finish(bar);
+        return -1;
+    }
+    rc.pool = lb_engine_pool(e);
+    int *pos = lb_malloc((size_t)L * sizeof(int));
+    int *seq = lb_calloc((size_t)L, sizeof(int));
+    for (int t = 0; t < L; t++)
+        pos[t] = t;
+    size_t win = (size_t)L * (size_t)dim;
+    float *X = lb_malloc((size_t)S * win * sizeof(float));   /* block inputs, then outputs */
+    float *tmp = lb_malloc(win * sizeof(float));
+    capture_state cs;
+    bool hess = o->method == LB_QM_GPTQ || o->method == LB_QM_AWQ;
+    stats_init(&cs.site[LB_SITE_QKV], dim, hess);
+    stats_init(&cs.site[LB_SITE_O], c->n_heads * c->head_dim, hess);
+    stats_init(&cs.site[LB_SITE_FFN], dim, hess);
+    stats_init(&cs.site[LB_SITE_DOWN], c->hidden_dim, hess);
+
+    for (int s = 0; s < S && !status; s++) {
+        lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+        status = lb_engine_embed(e, &b, X + (size_t)s * win, err);
+    }
+    for (int l = 0; l < c->n_layers && !status; l++) {
+        for (int k = 0; k < LB_SITE_COUNT; k++)
+            stats_reset(&cs.site[k]);
+        lb_engine_set_capture(e, on_capture, &cs);
+        for (int s = 0; s < S && !status; s++) {
+            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+            memcpy(tmp, X + (size_t)s * win, win * sizeof(float));
+            status = lb_engine_block(e, l, &b, tmp, err);
+        }
+        lb_engine_set_capture(e, NULL, NULL);
+        if (status)
+            break;
+        for (int k = 0; k < LB_SITE_COUNT; k++)
+            stats_finish(&cs.site[k]);
+        for (int i = 0; i < LIN_COUNT; i++)
+            linear_load(&lin[i], layer_linear(&m->layers[l], i));
+        if (o->method == LB_QM_GPTQ)
+            status = block_gptq(&rc, lin, &cs, err);
+        else if (o->method == LB_QM_AWQ)
+            status = block_awq(&rc, l, lin, &cs, err);
+        else
+            status = block_smoothquant(&rc, l, lin, &cs, err);
+        free_linears(lin);
+        /* The next block's inputs: this block's outputs with its quantized weights. */
+        for (int s = 0; s < S && !status; s++) {
+            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+            status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
+        }
+        lb_progress_update(bar, (uint64_t)l + 1);
+    }
+    lb_progress_finish(bar);
+    for (int k = 0; k < LB_SITE_COUNT; k++)
+        stats_free(&cs.site[k]);
+    free(X);
+    free(tmp);
+    free(pos);
+    free(seq);
+    lb_engine_free(e);
+    rep->seconds = (lb_now_ms() - t0) / 1e3;
+    if (!status)
+        fill_info(m, o);
+    return status;
+}
