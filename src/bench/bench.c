@@ -81,8 +81,7 @@ int lb_bench_parse_ints(const char *text, const char *what, int max_value, int *
     *n = 0;
     if (!text || !*text)
         return lb_fail(err, "%s is empty, expected a comma-separated list like 1,4,8", what);
-    int cap = 0;
-    int *v = NULL;
+    int v[64], count = 0;
     const char *p = text;
     for (;;) {
         const char *start = p;
@@ -92,30 +91,22 @@ int lb_bench_parse_ints(const char *text, const char *what, int max_value, int *
                 x = x * 10 + (*p - '0');
             p++;
         }
-        if (p == start || (*p != ',' && *p != '\0')) {
-            free(v);
+        if (p == start || (*p != ',' && *p != '\0'))
             return lb_fail(err, "%s '%s': expected positive integers separated by commas",
                            what, text);
-        }
-        if (x < 1 || x > max_value) {
-            free(v);
+        if (x < 1 || x > max_value)
             return lb_fail(err, "%s '%s': %.*s is outside 1..%d", what, text,
                            (int)(p - start), start, max_value);
-        }
-        if (*n >= 64) {
-            free(v);
+        if (count == 64)
             return lb_fail(err, "%s '%s': more than 64 values", what, text);
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = lb_realloc(v, (size_t)cap * sizeof *v);
-        }
-        v[(*n)++] = (int)x;
+        v[count++] = (int)x;
         if (*p == '\0')
             break;
         p++;   /* the comma; a trailing one leaves an empty item, refused above */
     }
-    *values = v;
+    *values = lb_malloc((size_t)count * sizeof **values);
+    memcpy(*values, v, (size_t)count * sizeof *v);
+    *n = count;
     return 0;
 }
 
