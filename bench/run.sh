@@ -65,13 +65,18 @@ BW=$("$PY" -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["res
 echo "# memory read bandwidth: $BW GB/s ($THREADS threads)"
 
 # Runs a command, keeping its stdout in $1 and its peak RSS (KiB) in $1.rss when /usr/bin/time exists.
+# A failing llama-bench leaves its cells empty ("-") instead of ending the run.
 measure() {
   local out=$1; shift
+  rm -f "$out" "$out.rss"
   if [ -n "$TIME" ]; then
     "$TIME" -f "%M" -o "$out.rss" "$@" >"$out"
   else
     "$@" >"$out"
   fi
+}
+measure_cpp() {
+  measure "$@" || { echo "# llama-bench failed for ${1##*/}: see above" >&2; rm -f "$1" "$1.rss"; }
 }
 
 # 3. Per file: lowbit and llama.cpp alternate (tg, then pp), then lowbit's batch 1 vs 16.
@@ -84,12 +89,12 @@ for size in $SIZES; do
     measure "$OUT/$tag.lb-tg.json" "$LOWBIT" bench -m "$f" --batch 1 --prompt 1 --gen $((TG + 1)) \
       --reps "$REPS" --warmup 1 -t "$THREADS" --json -q
     if [ -n "$LLAMA_BENCH" ]; then
-      measure "$OUT/$tag.cpp-tg.json" "$LLAMA_BENCH" -m "$f" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" -o json
+      measure_cpp "$OUT/$tag.cpp-tg.json" "$LLAMA_BENCH" -m "$f" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" -o json
     fi
     measure "$OUT/$tag.lb-pp.json" "$LOWBIT" bench -m "$f" --batch 1 --prompt "$PP" --gen 1 \
       --reps "$REPS" --warmup 1 -t "$THREADS" --json -q
     if [ -n "$LLAMA_BENCH" ]; then
-      measure "$OUT/$tag.cpp-pp.json" "$LLAMA_BENCH" -m "$f" -p "$PP" -n 0 -t "$THREADS" -r "$REPS" -o json
+      measure_cpp "$OUT/$tag.cpp-pp.json" "$LLAMA_BENCH" -m "$f" -p "$PP" -n 0 -t "$THREADS" -r "$REPS" -o json
     fi
     "$LOWBIT" bench -m "$f" --batch 1,16 --prompt 1 --gen $((B16_GEN + 1)) --reps "$REPS" \
       --warmup 1 -t "$THREADS" --json -q >"$OUT/$tag.lb-b16.json"
@@ -109,14 +114,12 @@ def lowbit(path, metric, batch=1):
 
 def llama(path):
     # Median over repetitions of tokens/s, from llama-bench's own samples.
-    if not os.path.exists(path):
+    try:
+        r = json.load(open(path))[0]
+        n = r["n_prompt"] + r["n_gen"]
+        return n / (statistics.median(r["samples_ns"]) / 1e9)
+    except (OSError, ValueError, LookupError, TypeError, ZeroDivisionError):
         return None
-    rows = json.load(open(path))
-    if not rows:
-        return None
-    r = rows[0]
-    n = r["n_prompt"] + r["n_gen"]
-    return n / (statistics.median(r["samples_ns"]) / 1e9)
 
 def rss(path):
     try:
