@@ -9,10 +9,23 @@ cp "$MODEL" "$SCRATCH/quantized.gguf"
 
 # Settings from the environment, as the original service took them.
 export MAX_NEW_TOKENS=24 TEMPERATURE=0.8 TOP_K=40
+export LOWBIT_DATA_DIR="$SHARED/datasets"
 start_server main --baseline "$MODEL" --quantized "$SCRATCH/quantized.gguf" --threads 1 --parallel 4 || exit 1
 run_client endpoints
 stop_server; expect_eq "clean exit after SIGTERM" "$?" "0"
 grep -q "serve: stopped" "$SERVER_LOG" && pass "log says stopped" || fail "no 'stopped' in the log"
+
+# A real quantized model, when this build has `lowbit quantize`: /generate serves it and
+# gives what `lowbit generate` gives on the same file.
+if "$BIN" quantize -m "$MODEL" --method rtn --bits 8 -o "$SCRATCH/q8.gguf" -q >/dev/null 2>&1; then
+  QUANT_TEXT=$("$BIN" generate -m "$SCRATCH/q8.gguf" -n 61 --temp 0 2>/dev/null)
+  export QUANT_TEXT
+  start_server quant --baseline "$MODEL" --quantized "$SCRATCH/q8.gguf" --threads 1 || exit 1
+  run_client quantized
+  stop_server
+else
+  echo "skipped: this build has no lowbit quantize yet"
+fi
 
 # The API key (from the environment) guards everything but /health and /metrics.
 LOWBIT_API_KEY=s3cret start_server auth --baseline "$MODEL" --threads 1 || exit 1

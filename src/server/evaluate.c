@@ -1,9 +1,12 @@
-/* POST /evaluate: a short built-in latency benchmark on both models, run as a background job
- * through the same schedulers that serve requests. The job answers at once with an id;
- * GET /evaluate/{id} reports progress and, when done, latency P50/P95/P99, time to first
- * token, tokens/s and the quantized model's speedup, also as rows of the shared result
- * schema. Perplexity runs (a body naming a dataset) are refused for now. */
+/* POST /evaluate: a background job on both models, answered at once with an id and polled
+ * with GET /evaluate/{id} (progress, then the figures, also as rows of the shared result
+ * schema). Without a dataset it is a short latency benchmark run through the same schedulers
+ * that serve requests: latency P50/P95/P99, time to first token, tokens/s and the quantized
+ * model's speedup. With {"dataset", "limit"} it is a perplexity run (llama.cpp's convention,
+ * `limit` chunks of `ctx` tokens) on an engine of its own beside the serving one. */
 #include "core/timer.h"
+#include "eval/dataset.h"
+#include "eval/perplexity.h"
 #include "eval/result.h"
 #include "server/internal.h"
 
@@ -22,6 +25,8 @@ struct srv_job {
     /* settings */
     int runs, max_new_tokens;
     char *prompt;
+    char *dataset;           /* perplexity run when set */
+    int limit, ctx;
     /* under s->jobs_mu */
     const char *status;      /* "running", "done", "failed" */
     double progress;
@@ -153,6 +158,108 @@ static void add_rows(json_t *rows, const srv_job *j, const srv_model *m, const b
     }
 }
 
+typedef struct {
+    srv_job *j;
+    int done_before, total;
+} ppl_progress;
+
+static void on_chunk(void *user, int chunk, double ppl_so_far)
+{
+    (void)ppl_so_far;
+    ppl_progress *p = user;
+    set_progress(p->j, (double)(p->done_before + chunk) / p->total);
+}
+
+/* Perplexity of one model on the job's text, on an engine of its own (the serving engine
+ * belongs to its scheduler thread). */
+static int ppl_model(srv_job *j, srv_model *m, const char *text, size_t len, int done_before,
+                     int total, lb_ppl_result *res, char *why, size_t cap)
+{
+    lb_error err;
+    lb_engine *e;
+    int slots = j->limit < 4 ? j->limit : 4;
+    int threads = j->s->cfg.threads > 0 ? j->s->cfg.threads : 1;
+    if (lb_engine_create(m->m, j->ctx, slots, threads, &e, &err)) {
+        snprintf(why, cap, "%.500s", err.msg);
+        return -1;
+    }
+    lb_ppl_options o = lb_ppl_defaults();
+    o.ctx = j->ctx;
+    o.max_chunks = j->limit;
+    ppl_progress pp = {j, done_before, total};
+    o.on_chunk = on_chunk;
+    o.user = &pp;
+    int rc = lb_perplexity_text(e, text, len, &o, res, &err);
+    if (rc)
+        snprintf(why, cap, "%s model: %.500s", m->role, err.msg);
+    lb_engine_free(e);
+    return rc;
+}
+
+static json_t *ppl_json(const srv_model *m, const lb_ppl_result *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:i, s:f, s:f}", "model", m->role, "name",
+                     m->m->cfg.name, "dtype", m->dtype, "perplexity", r->ppl, "stderr",
+                     r->ppl_stderr, "tokens_scored", (json_int_t)r->n_scored, "chunks",
+                     r->n_chunks, "seconds", r->seconds, "tokens_per_second", r->tokens_per_s);
+}
+
+static json_t *ppl_row(const srv_job *j, const srv_model *m, const lb_ppl_result *r)
+{
+    lb_result row;
+    lb_result_init(&row, m->path, m->dtype, j->dataset, "perplexity", r->ppl);
+    row.stderr_ = r->ppl_stderr;
+    row.n = r->n_scored;
+    row.seconds = r->seconds;
+    lb_result_param(&row, "ctx", json_integer(j->ctx));
+    lb_result_param(&row, "chunks", json_integer(r->n_chunks));
+    lb_result_param(&row, "mode", json_string("llamacpp"));
+    json_t *o = lb_result_to_json(&row);
+    lb_result_free(&row);
+    return o;
+}
+
+static json_t *run_ppl(srv_job *j, srv_model **ms, int n_models, char *why, size_t cap)
+{
+    char *text;
+    size_t len;
+    lb_error err;
+    if (lb_dataset_load_text(j->dataset, NULL, &text, &len, &err)) {
+        snprintf(why, cap, "%.500s", err.msg);
+        return NULL;
+    }
+    /* Only the first `limit` chunks are scored: tokenizing a generous prefix gives the same
+     * tokens for them as the whole text would, at a fraction of the cost. */
+    size_t keep = (size_t)(j->limit + 2) * (size_t)j->ctx * 16;
+    if (len > keep)
+        len = keep;
+    lb_ppl_result r[2];
+    int rc = 0;
+    for (int k = 0; k < n_models && rc == 0 && !j->s->draining; k++)
+        rc = ppl_model(j, ms[k], text, len, k * j->limit, n_models * j->limit, &r[k], why, cap);
+    free(text);
+    if (rc == 0 && j->s->draining) {
+        snprintf(why, cap, "the server is shutting down");
+        rc = -1;
+    }
+    if (rc)
+        return NULL;
+    json_t *rows = json_array();
+    json_array_append_new(rows, ppl_row(j, ms[0], &r[0]));
+    json_t *q = json_null(), *inc = json_null();
+    if (n_models == 2) {
+        json_array_append_new(rows, ppl_row(j, ms[1], &r[1]));
+        json_decref(q);
+        json_decref(inc);
+        q = ppl_json(ms[1], &r[1]);
+        inc = json_real(100.0 * (r[1].ppl / r[0].ppl - 1.0));
+    }
+    return json_pack("{s:s, s:o, s:o, s:o, s:{s:s, s:i, s:i, s:s}, s:o}", "task", "perplexity",
+                     "baseline", ppl_json(ms[0], &r[0]), "quantized", q, "perplexity_increase_pct",
+                     inc, "settings", "dataset", j->dataset, "ctx", j->ctx, "limit", j->limit,
+                     "mode", "llamacpp", "results", rows);
+}
+
 static void *job_main(void *arg)
 {
     srv_job *j = arg;
@@ -162,10 +269,14 @@ static void *job_main(void *arg)
     bench_figures f[2] = {0};
     char why[512] = "";
     int rc = 0;
-    for (int k = 0; k < n_models && rc == 0; k++)
+    for (int k = 0; k < n_models && rc == 0 && !j->dataset; k++)
         rc = bench_model(j, ms[k], k * j->runs, n_models * j->runs, &f[k], why, sizeof why);
     json_t *result = NULL;
-    if (rc == 0) {
+    if (j->dataset) {
+        result = run_ppl(j, ms, n_models, why, sizeof why);
+        rc = result ? 0 : -1;
+    }
+    if (rc == 0 && !j->dataset) {
         json_t *rows = json_array();
         add_rows(rows, j, ms[0], &f[0]);
         json_t *q = json_null();
@@ -179,7 +290,7 @@ static void *job_main(void *arg)
             speedup = json_real(f[0].tps > 0 ? f[1].tps / f[0].tps : 0);
             lat_speedup = json_real(f[1].p50 > 0 ? f[0].p50 / f[1].p50 : 0);
         }
-        result = json_pack("{s:o, s:o, s:o, s:o, s:{s:i, s:i, s:s}, s:o}", "baseline",
+        result = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:i, s:i, s:s}, s:o}", "task", "latency", "baseline",
                            figures_json(ms[0], &f[0]), "quantized", q, "speedup", speedup,
                            "latency_speedup", lat_speedup, "settings", "runs", j->runs,
                            "max_new_tokens", j->max_new_tokens, "prompt", j->prompt, "results", rows);
@@ -213,6 +324,7 @@ static void job_free(srv_job *j)
     pthread_join(j->thread, NULL);
     json_decref(j->result);
     free(j->prompt);
+    free(j->dataset);
     free(j);
 }
 
@@ -225,23 +337,35 @@ enum MHD_Result srv_evaluate(srv_server *s, srv_conn *cc, const char *path)
         body = json_object();
     else if (!(body = srv_parse_body(cc, &sent)))
         return sent;
-    static const char *const fields[] = {"runs", "max_new_tokens", "prompt", "dataset", "limit", NULL};
+    static const char *const fields[] = {"runs", "max_new_tokens", "prompt", "dataset", "limit",
+                                         "ctx", NULL};
     char param[128] = "";
     lb_error err;
-    long long runs = 5, max_new = 32, limit = 0;
+    long long runs = 5, max_new = 32, limit = 8, ctx = 256;
     const char *prompt = "Once upon a time", *dataset = NULL;
     int rc = srv_check_fields(body, fields, param, sizeof param, &err);
+    int max_ctx = lb_engine_n_ctx(s->base.e);
+    if (s->quant.e && lb_engine_n_ctx(s->quant.e) < max_ctx)
+        max_ctx = lb_engine_n_ctx(s->quant.e);
+    if (ctx > max_ctx)
+        ctx = max_ctx;
 #define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, sizeof param, "%s", name)
     FIELD("runs", srv_get_int(body, "runs", 1, 100, &runs, &err));
     FIELD("max_new_tokens", srv_get_int(body, "max_new_tokens", 1, 256, &max_new, &err));
     FIELD("prompt", srv_get_str(body, "prompt", &prompt, &err));
     FIELD("dataset", srv_get_str(body, "dataset", &dataset, &err));
-    FIELD("limit", srv_get_int(body, "limit", 1, 1000000, &limit, &err));
+    FIELD("limit", srv_get_int(body, "limit", 1, 256, &limit, &err));
+    FIELD("ctx", srv_get_int(body, "ctx", 16, max_ctx, &ctx, &err));
 #undef FIELD
-    if (rc == 0 && (dataset || limit)) {
-        snprintf(param, sizeof param, dataset ? "dataset" : "limit");
-        rc = lb_fail(&err, "perplexity runs from /evaluate are not supported yet; send no "
-                     "dataset/limit for the latency benchmark");
+    bool ppl_fields = json_object_get(body, "limit") || json_object_get(body, "ctx");
+    if (rc == 0 && ppl_fields && !dataset) {
+        snprintf(param, sizeof param, "dataset");
+        rc = lb_fail(&err, "field 'dataset' is required with limit/ctx (wikitext2, c4 or tinystories)");
+    }
+    /* Only the named datasets: a path from the network must not choose files to read. */
+    if (rc == 0 && dataset && strcmp(dataset, "wikitext2") && strcmp(dataset, "c4") && strcmp(dataset, "tinystories")) {
+        snprintf(param, sizeof param, "dataset");
+        rc = lb_fail(&err, "field 'dataset' must be wikitext2, c4 or tinystories");
     }
     if (rc == 0) {
         /* the prompt must fit both models; checked now so the client hears it, not the job */
@@ -289,10 +413,14 @@ enum MHD_Result srv_evaluate(srv_server *s, srv_conn *cc, const char *path)
     j->runs = (int)runs;
     j->max_new_tokens = (int)max_new;
     j->prompt = lb_strdup(prompt);
+    j->dataset = dataset ? lb_strdup(dataset) : NULL;
+    j->limit = (int)limit;
+    j->ctx = (int)ctx;
     j->status = "running";
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
         pthread_mutex_unlock(&s->jobs_mu);
         free(j->prompt);
+        free(j->dataset);
         free(j);
         json_decref(body);
         return srv_send_error(cc, 503, NULL, "cannot start the evaluation thread");

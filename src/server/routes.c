@@ -127,8 +127,18 @@ static json_t *model_meta(srv_server *s, const srv_model *m)
     const lb_config *c = &m->m->cfg;
     int64_t params = lb_model_params(m->m);
     size_t bytes = lb_model_bytes(m->m);
+    json_t *q = json_null();
+    if (m->m->quant.method[0]) {
+        const lb_quant_info *qi = &m->m->quant;
+        json_decref(q);
+        q = json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:f, s:f, s:i, s:i, s:s}", "method", qi->method,
+                      "bits", qi->bits, "group_size", qi->group_size, "sym", qi->sym, "act_order",
+                      qi->act_order, "w8a8", qi->w8a8, "alpha", (double)qi->alpha, "damp",
+                      (double)qi->damp, "calib_samples", qi->calib_samples, "calib_seqlen",
+                      qi->calib_seqlen, "calib_file", qi->calib_file);
+    }
     return json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:f, s:I, s:i, s:i, s:f, "
-                     "s:s, s:s, s:i, s:i, s:i, s:i, s:I}",
+                     "s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:o}",
                      "role", m->role, "loaded", true, "name", c->name, "path", m->path,
                      "format", m->m->format, "architecture", c->arch_name, "parameters",
                      (json_int_t)params, "method", m->method, "bits", m->bits, "group_size",
@@ -139,7 +149,7 @@ static json_t *model_meta(srv_server *s, const srv_model *m)
                      lb_kernels_name(), "chat_template", m->chat_kind, "slots",
                      lb_engine_n_seq(m->e), "threads", lb_pool_size(lb_engine_pool(m->e)),
                      "vocab_size", c->vocab_size, "layers", c->n_layers, "kv_cache_bytes",
-                     (json_int_t)lb_engine_kv_bytes(m->e));
+                     (json_int_t)lb_engine_kv_bytes(m->e), "quantization", q);
 }
 
 enum MHD_Result srv_metadata(srv_server *s, srv_conn *cc, const char *path)

@@ -112,7 +112,8 @@ int srv_create(const srv_config *cfg, srv_server **out, lb_error *err)
 
 int srv_port(const srv_server *s) { return s->port; }
 
-/* Weight type, bits and group size as the first layer's query projection has them. */
+/* Weight type, bits and group size: the quantizer's record (lowbit.quant.* metadata) when
+ * the file has one, else what the first layer's query projection shows. */
 static void describe(srv_model *sm)
 {
     const lb_model *m = sm->m;
@@ -121,7 +122,11 @@ static void describe(srv_model *sm)
     snprintf(sm->dtype, sizeof sm->dtype, "%s", lb_type_name(type));
     const lb_type_traits *tr = lb_type_traits_of(type);
     sm->group_size = 0;
-    if (w && w->qlayout) {
+    if (m->quant.method[0]) {
+        snprintf(sm->method, sizeof sm->method, "%s", m->quant.method);
+        sm->bits = m->quant.bits;
+        sm->group_size = m->quant.group_size;
+    } else if (w && w->qlayout) {
         sm->bits = w->qlayout->bits;
         sm->group_size = w->qlayout->group_size;
         snprintf(sm->method, sizeof sm->method, "%s", w->qlayout->w8a8 ? "w8a8" : "group-quantized");

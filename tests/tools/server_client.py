@@ -249,12 +249,36 @@ def cmd_endpoints(s):
         f = r.get(role) or {}
         check("evaluate %s percentiles" % role, 0 < f.get("latency_p50_ms", 0) <= f.get("latency_p95_ms", 0) <= f.get("latency_p99_ms", 0), f)
         check("evaluate %s tokens" % role, f.get("tokens") == 4 * 16 and f.get("tokens_per_second", 0) > 0, f)
+    check("evaluate latency task", r.get("task") == "latency", r.get("task"))
     check("evaluate speedup", r.get("speedup") and abs(r["speedup"] - r["quantized"]["tokens_per_second"] / r["baseline"]["tokens_per_second"]) < 1e-9, r.get("speedup"))
     rows = r.get("results", [])
     check("evaluate rows in the result schema", len(rows) == 10 and all(
         set(x.keys()) == {"model", "format", "task", "metric", "value", "stderr", "n", "seconds", "params"} for x in rows), rows[:1])
-    st, j = s.json("POST", "/evaluate", {"dataset": "wikitext2", "limit": 10})
-    check("evaluate dataset: 400 not supported yet", st == 400 and j["error"]["param"] == "dataset" and "not supported" in j["error"]["message"], j)
+    # Perplexity through /evaluate, against llama.cpp on the same file and settings:
+    #   llama-perplexity -m stories260K.gguf -f tinystories/validation_head.txt -c 128 --chunks 4
+    #   -> [1]3.5357,[2]4.0841,[3]4.0441,[4]3.8580  Final estimate: PPL = 3.8580 +/- 0.42252
+    st, j = s.json("POST", "/evaluate", {"dataset": "tinystories", "limit": 4, "ctx": 128})
+    check("evaluate perplexity 202", st == 202, (st, j))
+    job = j.get("id")
+    end = time.time() + 120
+    while time.time() < end:
+        st, j = s.json("GET", "/evaluate/" + str(job))
+        if j.get("status") != "running":
+            break
+        time.sleep(0.05)
+    r = j.get("result") or {}
+    for role in ("baseline", "quantized"):
+        f = r.get(role) or {}
+        check("evaluate perplexity %s = llama.cpp's 3.8580" % role, abs(f.get("perplexity", 0) - 3.8580) < 6e-4
+              and abs(f.get("stderr", 0) - 0.42252) < 6e-5 and f.get("chunks") == 4 and f.get("tokens_scored") == 4 * 63, (j.get("status"), j.get("error"), f))
+    check("evaluate perplexity increase 0 for the same weights", r.get("perplexity_increase_pct") == 0.0, r.get("perplexity_increase_pct"))
+    rows = r.get("results", [])
+    check("evaluate perplexity rows", len(rows) == 2 and rows[0]["metric"] == "perplexity" and rows[0]["task"] == "tinystories"
+          and abs(rows[0]["stderr"] - 0.42252) < 6e-5, rows)
+    st, j = s.json("POST", "/evaluate", {"dataset": "/etc/passwd", "limit": 2})
+    check("evaluate: only named datasets", st == 400 and j["error"]["param"] == "dataset", j)
+    st, j = s.json("POST", "/evaluate", {"limit": 2})
+    check("evaluate: limit needs a dataset", st == 400 and j["error"]["param"] == "dataset", j)
     st, j = s.json("GET", "/evaluate/eval-999")
     check("evaluate unknown id 404", st == 404, (st, j))
 
@@ -302,6 +326,23 @@ def cmd_fallback(s):
     check("fallback: metadata says why", q.get("loaded") is False and "missing.gguf" in q.get("error", ""), q)
     st, j = s.json("POST", "/v1/completions", {"prompt": "", "model": "quantized"})
     check("fallback: the quantized model by name is 404", st == 404 and "not loaded" in j["error"]["message"], j)
+
+
+def cmd_quantized(s):
+    """A real quantized model (RTN int8 from `lowbit quantize`) beside the F32 baseline."""
+    st, j = s.json("GET", "/metadata")
+    b, q = j.get("baseline", {}), j.get("quantized", {})
+    check("quantized metadata: method and bits", q.get("method") == "rtn" and q.get("bits") == 8 and
+          (q.get("quantization") or {}).get("method") == "rtn", q)
+    check("quantized metadata: smaller, fewer bits per weight", 0 < q.get("size_bytes", 0) < b.get("size_bytes", 0) and
+          q.get("bits_per_weight", 99) < 16 and b.get("bits_per_weight") == 32.0 and q.get("parameters") == b.get("parameters"), (b, q))
+    st, j = s.json("POST", "/generate", {"prompt": "", "max_new_tokens": 61, "temperature": 0})
+    want = os.environ["QUANT_TEXT"]
+    check("quantized /generate = lowbit generate on the same file", st == 200 and j["completion"] == want, (j, want))
+    check("quantized /generate model block", j.get("model", {}).get("quantized") is True and j["model"]["dtype"] != "F32"
+          and j["model"]["size_bytes"] == q.get("size_bytes"), j.get("model"))
+    st, j = s.json("POST", "/generate/baseline", {"prompt": "", "max_new_tokens": 61, "temperature": 0})
+    check("baseline beside it: Lily", j.get("completion") == LILY and j["model"]["dtype"] == "F32", j)
 
 
 # ---- abuse ------------------------------------------------------------------------------------
@@ -589,6 +630,8 @@ def main():
         cmd_endpoints(s)
     elif cmd == "auth":
         cmd_auth(s)
+    elif cmd == "quantized":
+        cmd_quantized(s)
     elif cmd == "fallback":
         cmd_fallback(s)
     elif cmd == "abuse":
