@@ -72,7 +72,7 @@ int cmd_mc(int argc, char **argv)
         {"task", 0, OPT_STRING, &task, "TASK", "hellaswag, piqa, arc_easy, arc_challenge, copa, boolq, winogrande, lambada, mmlu, truthfulqa_mc1, truthfulqa_mc2"},
         {"data", 0, OPT_STRING, &data, "PATH", "the task's file (MMLU: its directory); default: the task's file under the data directory"},
         {"data-dir", 0, OPT_STRING, &data_dir, "DIR", "data directory (default $LOWBIT_DATA_DIR, else ../shared/datasets)"},
-        {"limit", 0, OPT_INT, &limit, "N", "score only the first N items (0 = all)"},
+        {"limit", 0, OPT_INT, &limit, "N", "score only the first N items (of each subject for MMLU; 0 = all)"},
         {"shots", 0, OPT_INT, &shots, "K", "few-shot examples (default: MMLU 5 from dev/, others 0)"},
         {"seed", 0, OPT_INT, &seed, "S", "seed that picks few-shot examples without a dev split (default 1234)"},
         {"batch", 0, OPT_INT, &batch, "B", "questions scored side by side in one forward pass (default 32)"},
@@ -130,8 +130,7 @@ int cmd_mc(int argc, char **argv)
         fprintf(stderr, "lowbit: %s\n", err.msg);
         return 1;
     }
-    if (limit > 0)
-        lb_mc_truncate(t, limit);
+    lb_mc_limit(t, limit);
     if (dump) {
         dump_items(t);
         lb_mc_task_free(t);

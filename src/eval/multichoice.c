@@ -88,13 +88,21 @@ int lb_mc_subtask(lb_mc_task *t, const char *name)
     return t->n_subtasks++;
 }
 
-void lb_mc_truncate(lb_mc_task *t, int n)
+void lb_mc_limit(lb_mc_task *t, int n)
 {
-    if (n < 0 || n >= t->n_items)
+    if (n <= 0)
         return;
-    for (int i = n; i < t->n_items; i++)
-        item_free(&t->items[i]);
-    t->n_items = n;
+    int *seen = lb_calloc((size_t)t->n_subtasks + 1, sizeof(int));
+    int kept = 0;
+    for (int i = 0; i < t->n_items; i++) {
+        int s = t->items[i].subtask >= 0 ? t->items[i].subtask + 1 : 0;
+        if (seen[s]++ < n)
+            t->items[kept++] = t->items[i];
+        else
+            item_free(&t->items[i]);
+    }
+    t->n_items = kept;
+    free(seen);
 }
 
 void lb_mc_report_free(lb_mc_report *r)

@@ -66,8 +66,9 @@ void lb_mc_set_choice(lb_mc_item *it, int i, const char *context, const char *jo
                       const char *text);
 /* Index of a subtask by name, added when new. */
 int lb_mc_subtask(lb_mc_task *t, const char *name);
-/* Keeps the first n items (n >= 0 and less than n_items). */
-void lb_mc_truncate(lb_mc_task *t, int n);
+/* Keeps the first n items of each subtask, or of the task when it has none, as the harness's
+ * --limit does (n <= 0 keeps everything). */
+void lb_mc_limit(lb_mc_task *t, int n);
 
 /* One reported figure. */
 typedef struct {
