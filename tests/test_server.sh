@@ -45,6 +45,27 @@ rc=0; wait "$SERVER_PID" || rc=$?
 SERVER_PID=
 expect_eq "drained exit status" "$rc" "0"
 
+# While the models load (here: the baseline is a FIFO nobody writes yet, so opening it
+# blocks) the server already answers: /health and the model endpoints say 503.
+mkfifo "$SCRATCH/slow.gguf"
+"$BIN" serve --baseline "$SCRATCH/slow.gguf" --addr 127.0.0.1:0 >"$SCRATCH/loading.log" 2>&1 &
+SERVER_PID=$!
+PORT=
+for i in $(seq 1 100); do
+  PORT=$(grep -ao 'listening on http://127.0.0.1:[0-9]*' "$SCRATCH/loading.log" | sed 's/.*://')
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+out=$(curl -s -w '|%{http_code}' "http://127.0.0.1:$PORT/health")
+expect_eq "health while loading" "$out" $'{"status":"loading"}\n|503'
+out=$(curl -s -o /dev/null -w '%{http_code}' -XPOST -d '{"prompt":""}' "http://127.0.0.1:$PORT/generate")
+expect_eq "generate while loading" "$out" "503"
+timeout 10 sh -c ": > '$SCRATCH/slow.gguf'"   # the loader now sees a FIFO, not a model file
+rc=0; wait "$SERVER_PID" || rc=$?
+SERVER_PID=
+expect_eq "a baseline that fails to load ends the server" "$rc" "1"
+grep -q "baseline model: .*slow.gguf" "$SCRATCH/loading.log" && pass "and says why" || fail "no reason in: $(cat "$SCRATCH/loading.log")"
+
 # Bad settings are refused with one line before anything is loaded.
 expect_error "bad --parallel" "parallel" -- "$BIN" serve --baseline "$MODEL" --parallel 0
 expect_error "bad address" "address" -- "$BIN" serve --baseline "$MODEL" --addr nowhere

@@ -6,10 +6,27 @@
 #include "core/log.h"
 #include "server/server.h"
 
-#include <pthread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The write end of the pipe the signal handler wakes the main thread through. A handler can
+ * reach nothing else, so this one static is set once before the handlers are installed.
+ * (Blocking the signals and calling sigwait is not enough: libraries such as OpenBLAS start
+ * threads before main, and a SIGTERM delivered to one of those would kill the process.) */
+static int wake_fd = -1;
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    if (write(wake_fd, &b, 1) < 0) {
+        /* nothing to do: the pipe is full, so the main thread is already being woken */
+    }
+    errno = saved;
+}
 
 int cmd_serve(int argc, char **argv)
 {
@@ -77,31 +94,44 @@ int cmd_serve(int argc, char **argv)
     if (quiet)
         lb_log_set_level(0);
 
-    /* Signals are taken by sigwait below, in this thread only: every thread started from
-     * here on inherits the blocked mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "serve: cannot create a pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    wake_fd = fds[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     srv_server *s;
     if (srv_create(&cfg, &s, &err)) {
         fprintf(stderr, "serve: %s\n", err.msg);
+        close(fds[0]);
+        close(fds[1]);
         return 1;
     }
     if (srv_load(s, &err)) {
         fprintf(stderr, "serve: %s\n", err.msg);
         srv_free(s);
+        close(fds[0]);
+        close(fds[1]);
         return 1;
     }
     lb_log_info("serve: ready");
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    unsigned char sig = 0;
+    while (read(fds[0], &sig, 1) < 0 && errno == EINTR)
+        ;
     lb_log_info("serve: %s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv_shutdown(s);
     srv_free(s);
+    close(fds[0]);
+    close(fds[1]);
     lb_log_info("serve: stopped");
     return 0;
 }
