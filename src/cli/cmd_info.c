@@ -116,20 +116,16 @@ int cmd_info(int argc, char **argv)
         printf("  tensors       %d%s\n", m->n_tensors, tensors ? "" : " (--tensors lists them)");
         for (int i = 0; tensors && i < m->n_tensors; i++) {
             const lb_tensor *t = &m->tensors[i];
-            char shape[64];
-            size_t o = (size_t)snprintf(shape, sizeof shape, "[");
-            for (int d = 0; d < t->n_dims && o < sizeof shape; d++)
-                o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%" PRId64, d ? ", " : "",
-                                      t->ne[d]);
-            if (o < sizeof shape)
-                snprintf(shape + o, sizeof shape - o, "]");
-            printf("    %-32s %-6s %-14s %10zu bytes %6.3f bits/weight", t->name,
-                   lb_type_name(t->type), shape, t->nbytes, tensor_bpw(t));
+            /* name, type, shape on the tensor's line (scripts match it); what it costs below */
+            printf("    %-32s %-5s [", t->name, lb_type_name(t->type));
+            for (int d = 0; d < t->n_dims; d++)
+                printf("%s%" PRId64, d ? ", " : "", t->ne[d]);
+            printf("]\n      %zu bytes, %.3f bits/weight", t->nbytes, tensor_bpw(t));
             if (t->qlayout) {
                 if (t->qlayout->group_size)
-                    printf("  %d-bit, group %d", t->qlayout->bits, t->qlayout->group_size);
+                    printf("; %d-bit, group %d", t->qlayout->bits, t->qlayout->group_size);
                 else
-                    printf("  %d-bit, per channel", t->qlayout->bits);
+                    printf("; %d-bit, per channel", t->qlayout->bits);
                 printf("%s%s%s", t->qlayout->has_zero ? ", zero points" : "",
                        t->qlayout->g_idx ? ", act-order" : "", t->qlayout->w8a8 ? ", W8A8" : "");
             }

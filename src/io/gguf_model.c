@@ -529,28 +529,9 @@ fail:
 
 /* ---- saving ------------------------------------------------------------------------------ */
 
-/* GPT-2's fused attn_qkv.weight once q, k and v have all been replaced by tensors of their
- * own: nothing reads it any more, and the file must not keep it (its views would shadow the
- * new tensors' names only if they came first, but the bytes are dead either way). */
-static bool superseded(const lb_model *m, const lb_tensor *t)
-{
-    const char *p = strstr(t->name, ".attn_qkv.weight");
-    if (!p || p[16] || strncmp(t->name, "blk.", 4) != 0)
-        return false;
-    const char *part[] = {"attn_q", "attn_k", "attn_v"};
-    for (int i = 0; i < 3; i++) {
-        char name[LB_MAX_NAME + 16];
-        snprintf(name, sizeof name, "%.*s.%s.weight", (int)(p - t->name), t->name, part[i]);
-        const lb_tensor *v = lb_model_find(m, name);
-        if (!v || v->view)
-            return false;
-    }
-    return true;
-}
-
 static bool saved(const lb_model *m, const lb_tensor *t)
 {
-    return !t->view && !superseded(m, t);
+    return lb_model_tensor_stored(m, t);
 }
 
 static void set_quant_meta(gguf_writer *w, const lb_quant_info *q)

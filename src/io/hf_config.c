@@ -244,6 +244,40 @@ static int read_gpt2(const reader *r, hf_config *out)
     return 0;
 }
 
+/* "quantization_config" of GPTQ, AWQ and compressed-tensors checkpoints (export_hf.h). */
+static int read_quantization(reader *r, hf_config *out)
+{
+    json_t *q = json_object_get(r->root, "quantization_config");
+    if (!q || json_is_null(q))
+        return 0;
+    json_t *method = json_object_get(q, "quant_method");
+    if (!json_is_object(q) || !json_is_string(method))
+        return lb_fail(r->err, "%s: quantization_config.quant_method must be a string",
+                       r->path);
+    const char *mth = json_string_value(method);
+    if (strcmp(mth, "gptq") != 0 && strcmp(mth, "awq") != 0 &&
+        strcmp(mth, "compressed-tensors") != 0)
+        return lb_fail(r->err, "%s: quantization_config.quant_method is '%.40s' (lowbit reads "
+                       "gptq, awq and compressed-tensors)", r->path, mth);
+    snprintf(out->quant_method, sizeof out->quant_method, "%s", mth);
+    if (strcmp(mth, "compressed-tensors") == 0)
+        return 0;
+    json_t *bits = json_object_get(q, "bits"), *group = json_object_get(q, "group_size");
+    if (!bits)
+        bits = json_object_get(q, "w_bit");
+    if (!group)
+        group = json_object_get(q, "q_group_size");
+    json_int_t b = json_integer_value(bits), g = json_integer_value(group);
+    if (!json_is_integer(bits) || (b != 2 && b != 3 && b != 4 && b != 8))
+        return lb_fail(r->err, "%s: quantization_config.bits must be 2, 3, 4 or 8", r->path);
+    if (!json_is_integer(group) || g < -1 || g == 0 || g > (1 << 24))
+        return lb_fail(r->err, "%s: quantization_config.group_size must be -1 (per channel) or "
+                       "a positive integer", r->path);
+    out->quant_bits = (int)b;
+    out->quant_group = g < 0 ? 0 : (int)g;
+    return 0;
+}
+
 int hf_config_parse(const char *path, const char *text, size_t len, hf_config *out,
                     lb_error *err)
 {
@@ -266,6 +300,8 @@ int hf_config_parse(const char *path, const char *text, size_t len, hf_config *o
     json_t *name = json_object_get(root, "_name_or_path");
     if (json_is_string(name))
         snprintf(out->cfg.name, sizeof out->cfg.name, "%s", json_string_value(name));
+    if (read_quantization(&r, out))
+        goto done;
     rc = 0;
 done:
     json_decref(root);

@@ -6,8 +6,10 @@
  * checked against the shape config.json implies before binding, so errors name the tensor as
  * the checkpoint spells it. Matrices stay in the map in their own dtype; norms and biases become
  * F32 copies; GPT-2's Conv1D weights, stored [in][out], are transposed into [out][in] copies. */
+#include "io/export_hf.h"
 #include "io/hf_config.h"
 #include "io/loaders.h"
+#include "quant/pack.h"
 #include "io/safetensors.h"
 #include "tokenizer/loaders.h"
 
@@ -98,7 +100,20 @@ typedef struct {
     const char *strip_prefix;   /* GPT-2 names may start with "transformer." */
     const char **found_global;  /* file each rule's tensor came from, or NULL */
     const char **found_layer;   /* [n_layers][n_layer] */
+    struct qpart *qparts;       /* parts of quantized layers, assembled after all are read */
+    int n_qparts;
 } mapper;
+
+/* One tensor of a quantized linear layer (GPTQ/AWQ qweight, qzeros, scales, g_idx; W8A8's int8
+ * weight and weight_scale), found under "<module>.<part>". */
+enum { QP_QWEIGHT, QP_QZEROS, QP_SCALES, QP_GIDX, QP_I8WEIGHT, QP_WSCALE, QP_COUNT };
+static const char *const QP_SUFFIX[QP_COUNT] = {".qweight", ".qzeros", ".scales", ".g_idx",
+                                                ".weight", ".weight_scale"};
+struct qpart {
+    char module[LB_MAX_NAME];
+    const safetensors_tensor *part[QP_COUNT];
+    const safetensors_file *file;
+};
 
 static int64_t resolve(const lb_config *c, size_sym s)
 {
@@ -256,9 +271,114 @@ static int match_name(const mapper *mp, const safetensors_file *f, const char *n
     return 1;
 }
 
+/* In a quantized checkpoint, sets quantized layers' parts aside; 1 when st was one. */
+static int stash_qpart(mapper *mp, const safetensors_file *f, const safetensors_tensor *st,
+                       lb_error *err)
+{
+    if (!mp->hc->quant_method[0])
+        return 0;
+    size_t len = strlen(st->name);
+    for (int k = 0; k < QP_COUNT; k++) {
+        size_t sl = strlen(QP_SUFFIX[k]);
+        if (len <= sl || len - sl >= LB_MAX_NAME || strcmp(st->name + len - sl, QP_SUFFIX[k]))
+            continue;
+        if (k == QP_I8WEIGHT && strcmp(st->dtype, "I8") != 0)
+            continue;   /* a dense weight */
+        struct qpart *q = NULL;
+        for (int i = 0; i < mp->n_qparts && !q; i++)
+            if (strlen(mp->qparts[i].module) == len - sl &&
+                strncmp(mp->qparts[i].module, st->name, len - sl) == 0)
+                q = &mp->qparts[i];
+        if (!q) {
+            mp->qparts = lb_realloc(mp->qparts, (size_t)(mp->n_qparts + 1) * sizeof *q);
+            q = &mp->qparts[mp->n_qparts++];
+            memset(q, 0, sizeof *q);
+            snprintf(q->module, sizeof q->module, "%.*s", (int)(len - sl), st->name);
+        }
+        if (q->part[k])
+            return lb_fail(err, "%s: tensor '%.200s' appears twice", f->path, st->name);
+        q->part[k] = st;
+        q->file = f;
+        return 1;
+    }
+    return 0;
+}
+
+static lb_hf_part hf_part(const safetensors_tensor *st)
+{
+    lb_hf_part p = {0};
+    if (st) {
+        p.dtype = st->dtype;
+        p.n_dims = st->n_dims;
+        p.shape = st->shape;
+        p.data = st->data;
+    }
+    return p;
+}
+
+/* Builds each quantized layer from its parts and packs it in lowbit's runtime format. */
+static int add_quantized(lb_model *m, mapper *mp, lb_error *err)
+{
+    const hf_config *hc = mp->hc;
+    for (int i = 0; i < mp->n_qparts; i++) {
+        struct qpart *q = &mp->qparts[i];
+        char name[LB_MAX_NAME + 16];
+        snprintf(name, sizeof name, "%s.weight", q->module);
+        const name_rule *r = NULL;
+        int layer;
+        int rc = match_name(mp, q->file, name, &r, &layer, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0 || r->cols == S_NONE || (r->flags & (R_SKIP | R_CONV1D)) || layer < 0)
+            return lb_fail(err, "%s: '%.200s' is not a linear layer lowbit can run quantized",
+                           q->file->path, q->module);
+        const char **found = &mp->found_layer[layer * mp->n_layer + (r - mp->layer)];
+        if (*found)
+            return lb_fail(err, "%s: layer '%.200s' is also in %s", q->file->path, q->module,
+                           *found);
+        *found = q->file->path;
+        int64_t out = resolve(&hc->cfg, r->rows), in = resolve(&hc->cfg, r->cols);
+        lb_hf_part p[QP_COUNT];
+        for (int k = 0; k < QP_COUNT; k++)
+            p[k] = hf_part(q->part[k]);
+        lb_qweight qw;
+        if (strcmp(hc->quant_method, "gptq") == 0)
+            rc = lb_hf_gptq_to_qweight(name, hc->quant_bits, hc->quant_group, in, out,
+                                       &p[QP_QWEIGHT], &p[QP_QZEROS], &p[QP_SCALES],
+                                       &p[QP_GIDX], &qw, err);
+        else if (strcmp(hc->quant_method, "awq") == 0)
+            rc = hc->quant_bits != 4 ? lb_fail(err, "AWQ bits %d (expected 4)", hc->quant_bits)
+                 : lb_hf_awq_to_qweight(name, hc->quant_group, in, out, &p[QP_QWEIGHT],
+                                        &p[QP_QZEROS], &p[QP_SCALES], &qw, err);
+        else
+            rc = lb_hf_w8a8_to_qweight(name, in, out, &p[QP_I8WEIGHT], &p[QP_WSCALE], &qw, err);
+        if (rc)
+            return lb_fail_prefix(err, "%s: ", q->file->path);
+        lb_tensor t = {.type = LB_TYPE_F32, .n_dims = 2, .ne = {in, out, 1, 1}};
+        snprintf(t.name, sizeof t.name, "blk.%d.%s", layer, r->gguf);
+        lb_model_add_tensor(m, &t);
+        rc = lb_model_set_quantized(m, t.name, &qw, err);
+        lb_qweight_free(&qw);
+        if (rc)
+            return -1;
+    }
+    if (mp->n_qparts) {
+        lb_quant_info *qi = &m->quant;
+        snprintf(qi->method, sizeof qi->method, "%.31s",
+                 strcmp(hc->quant_method, "compressed-tensors") == 0 ? "w8a8" : hc->quant_method);
+        qi->bits = hc->quant_bits ? hc->quant_bits : 8;
+        qi->group_size = hc->quant_group;
+        qi->w8a8 = strcmp(hc->quant_method, "compressed-tensors") == 0;
+    }
+    return 0;
+}
+
 static int add_tensor(lb_model *m, mapper *mp, const safetensors_file *f,
                       const safetensors_tensor *st, lb_error *err)
 {
+    int stashed = stash_qpart(mp, f, st, err);
+    if (stashed)
+        return stashed < 0 ? -1 : 0;
     const name_rule *r = NULL;
     int layer, rc = match_name(mp, f, st->name, &r, &layer, err);
     if (rc < 0)
@@ -512,10 +632,12 @@ int lb_load_hf_dir(const char *dir, lb_model **out, lb_error *err)
         for (int i = 0; i < shards.files[s]->n_tensors; i++)
             if (add_tensor(m, &mp, shards.files[s], &shards.files[s]->tensors[i], err))
                 goto done;
-    if (check_complete(&mp, err) || load_tokenizer(m, dir, err) || lb_model_bind(m, err))
+    if (add_quantized(m, &mp, err) || check_complete(&mp, err) || load_tokenizer(m, dir, err) ||
+        lb_model_bind(m, err))
         goto done;
     rc = 0;
 done:
+    free(mp.qparts);
     free(mp.found_global);
     free(mp.found_layer);
     shards_close(&shards);

@@ -95,6 +95,33 @@ int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_erro
     return 0;
 }
 
+bool lb_model_tensor_stored(const lb_model *m, const lb_tensor *t)
+{
+    if (t->view)
+        return false;
+    const char *p = strstr(t->name, ".attn_qkv.weight");
+    if (!p || p[16] || strncmp(t->name, "blk.", 4) != 0)
+        return true;
+    /* GPT-2's fused qkv is dead once q, k and v are tensors of their own */
+    const char *part[] = {"attn_q", "attn_k", "attn_v"};
+    for (int i = 0; i < 3; i++) {
+        char name[LB_MAX_NAME + 16];
+        snprintf(name, sizeof name, "%.*s.%s.weight", (int)(p - t->name), t->name, part[i]);
+        const lb_tensor *v = lb_model_find(m, name);
+        if (!v || v->view)
+            return true;
+    }
+    return false;
+}
+
+bool lb_model_is_quantized(const lb_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].qlayout)
+            return true;
+    return false;
+}
+
 /* ---- binding ---------------------------------------------------------------------------- */
 
 /* "[64, 32]": a tensor's shape as the file gives it, for messages. */

@@ -131,6 +131,12 @@ int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_erro
  * temporary name and renamed: a failure leaves nothing at path. */
 int lb_model_save(const lb_model *m, const char *path, lb_error *err);
 
+/* Whether a file written from the model holds this tensor: views are not (their owner is),
+ * nor is GPT-2's fused attn_qkv.weight once q, k and v have all become tensors of their own. */
+bool lb_model_tensor_stored(const lb_model *m, const lb_tensor *t);
+/* Whether any tensor is in one of lowbit's group-quantized formats. */
+bool lb_model_is_quantized(const lb_model *m);
+
 /* Total bytes of tensor data and parameter count (views counted once, in their owner). */
 size_t lb_model_bytes(const lb_model *m);
 int64_t lb_model_params(const lb_model *m);
