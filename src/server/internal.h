@@ -41,6 +41,8 @@ typedef struct srv_req {
     char **stop;
     int n_stop;
     int n_logprobs;          /* -1: none; else alternatives per token (0..20) */
+    bool stream;             /* the waiter wants each token (else only the end) */
+    pthread_cond_t cv;       /* its waiter sleeps here (with the scheduler's mutex) */
     /* mu-protected */
     srv_req_state state;
     lb_buf out;              /* text released for streaming so far */

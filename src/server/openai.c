@@ -338,6 +338,7 @@ static enum MHD_Result run_completion(srv_server *s, srv_conn *cc, srv_model *m,
                       p->seed >= 0 ? (uint64_t)p->seed : srv_random_seed(s)};
     int n_lp = chat ? (p->logprobs_flag ? (int)p->top_logprobs : -1) : (int)p->logprobs;
     srv_req *r = srv_req_new(ids, n_ids, (int)p->max_tokens, &sp, p->stop, p->n_stop, n_lp);
+    r->stream = p->stream;
     completion *cp = lb_calloc(1, sizeof *cp);
     cp->s = s;
     cp->m = m;

@@ -3,7 +3,9 @@
  * for every request already generating and prefill chunks of newly admitted prompts, runs the
  * forward pass, and samples each request with its own sampler. Requests join and leave
  * between steps; a cancelled request frees its slot at the next step. Consumers (HTTP
- * threads) read released text under the mutex and wait on `progress`. */
+ * threads) read released text under the mutex and sleep on their request's own condition,
+ * signalled per token for a stream and only at the end otherwise, so waiting clients cost
+ * the scheduler nothing. */
 #include "core/log.h"
 #include "core/timer.h"
 #include "server/internal.h"
@@ -25,7 +27,6 @@ struct srv_sched {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work;       /* the scheduler sleeps on it when idle */
-    pthread_cond_t progress;   /* consumers sleep on it */
     srv_req *q_head, *q_tail;
     int n_queued;
     srv_req **active;          /* [n_slots]; NULL where free */
@@ -55,6 +56,7 @@ srv_req *srv_req_new(const int *prompt, int n_prompt, int max_new_tokens,
     for (int i = 0; i < n_stop; i++)
         r->stop[i] = lb_strdup(stop[i]);
     r->n_logprobs = n_logprobs;
+    pthread_cond_init(&r->cv, NULL);
     r->refs = 1;
     r->slot = -1;
     r->t_submit = lb_now_ms();
@@ -63,6 +65,7 @@ srv_req *srv_req_new(const int *prompt, int n_prompt, int max_new_tokens,
 
 static void req_free(srv_req *r)
 {
+    pthread_cond_destroy(&r->cv);
     free(r->prompt);
     for (int i = 0; i < r->n_stop; i++)
         free(r->stop[i]);
@@ -128,8 +131,9 @@ void srv_sched_wait(srv_sched *s, srv_req *r, size_t seen, int timeout_ms)
     ts.tv_sec += ts.tv_nsec / 1000000000L;
     ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&s->mu);
-    if (r->state != REQ_DONE && r->out.n == seen)
-        pthread_cond_timedwait(&s->progress, &s->mu, &ts);
+    while (r->state != REQ_DONE && r->out.n == seen)
+        if (pthread_cond_timedwait(&r->cv, &s->mu, &ts) == ETIMEDOUT)
+            break;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -148,6 +152,7 @@ static void finish(srv_sched *s, srv_req *r, lb_stop_reason reason)
     r->reason = reason;
     r->state = REQ_DONE;
     r->t_done = lb_now_ms();
+    pthread_cond_signal(&r->cv);
     if (r->slot >= 0) {
         s->active[r->slot] = NULL;
         s->n_active--;
@@ -327,8 +332,11 @@ static void advance(srv_sched *s, srv_req *r, float *logits)
     }
     if (done)
         finish(s, r, reason);
-    else
+    else {
         r->last = next;
+        if (r->stream && len > 0)
+            pthread_cond_signal(&r->cv);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -344,7 +352,6 @@ static void *sched_main(void *arg)
             pthread_cond_wait(&s->work, &s->mu);
         if (s->stop) {
             fail_all(s, "the server is shutting down");
-            pthread_cond_broadcast(&s->progress);
             pthread_mutex_unlock(&s->mu);
             break;
         }
@@ -355,7 +362,6 @@ static void *sched_main(void *arg)
         for (int i = 0; i < n_slots; i++)
             if (s->active[i])
                 mine[n_mine++] = s->active[i];
-        pthread_cond_broadcast(&s->progress);
         pthread_mutex_unlock(&s->mu);
         if (n_mine == 0)
             continue;
@@ -410,7 +416,6 @@ static void *sched_main(void *arg)
                 snprintf(mine[k]->error, sizeof mine[k]->error, "%.250s", err.msg);
                 finish(s, mine[k], LB_STOP_CALLER);
             }
-            pthread_cond_broadcast(&s->progress);
             pthread_mutex_unlock(&s->mu);
             continue;
         }
@@ -424,7 +429,6 @@ static void *sched_main(void *arg)
             if (s->active[i])
                 used += s->active[i]->history.n;
         s->kv_tokens = used;
-        pthread_cond_broadcast(&s->progress);
         pthread_mutex_unlock(&s->mu);
     }
     free(mine);
@@ -439,7 +443,6 @@ srv_sched *srv_sched_create(lb_engine *e, srv_metrics *metrics, const char *labe
     snprintf(s->label, sizeof s->label, "%s", label);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->progress, NULL);
     int n_slots = lb_engine_n_seq(e);
     int cap = STEP_TOKENS + n_slots;
     s->active = lb_calloc((size_t)n_slots, sizeof *s->active);
@@ -469,7 +472,6 @@ void srv_sched_free(srv_sched *s)
     pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->progress);
     free(s->active);
     free(s->tok);
     free(s->pos);
