@@ -41,7 +41,7 @@ static int qmodel_quantize(lb_model *m, const qmodel_cfg *c, bool packed, lb_err
             char name[128];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, QMODEL_LINEARS[i]);
             lb_tensor *t = lb_model_find(m, name);
-            if (!t)
+            if (!t || (packed && t->qlayout))   /* already packed (a fused qkv's views) */
                 continue;
             int rows = (int)t->ne[1], cols = (int)t->ne[0];
             float *W = malloc((size_t)rows * cols * sizeof(float));

@@ -177,6 +177,61 @@ int main(int argc, char **argv)
         free(lx);
     }
 
+    /* GPT-2's fused attn_qkv (tests/tools/hf_reference.py writes a tiny GPT-2): quantizing the
+     * q/k/v views one by one, or the fused tensor itself (its views follow it), runs as the
+     * same weights written back as fp32 through the views. */
+    char gdir[4096], cmd[8400];
+    snprintf(gdir, sizeof gdir, "%s/test_quant_pack.%d.hf", tmp, (int)getpid());
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tools/hf_reference.py' '%s' > /dev/null",
+             test_env("LOWBIT_TESTS"), gdir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(gdir + strlen(gdir), sizeof gdir - strlen(gdir), "/gpt2");
+    const qmodel_cfg g4 = {4, 32, false, false, false};
+    for (int fused = 0; fused < 2; fused++) {
+        lb_model *gq = load(gdir), *gf = load(gdir);
+        CHECK(qmodel_quantize(gf, &g4, false, &err) == 0, "%s", err.msg);
+        if (fused) {
+            for (int l = 0; l < gq->cfg.n_layers; l++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
+                lb_tensor *t = lb_model_find(gq, nm);
+                int rows = (int)t->ne[1], cols = (int)t->ne[0];
+                float *W = malloc((size_t)rows * cols * sizeof(float));
+                for (int r = 0; r < rows; r++)
+                    lb_tensor_get_row(t, r, W + (size_t)r * cols);
+                lb_qweight qw;
+                lb_qweight_rtn(W, rows, cols, 4, 32, false, &qw);
+                CHECK(lb_model_set_quantized(gq, nm, &qw, &err) == 0, "%s", err.msg);
+                CHECK(gq->layers[l].wk->qlayout && gq->layers[l].wk->view &&
+                          lb_model_tensor_stored(gq, t), "fused: k stays a view of the packed rows");
+                lb_qweight_free(&qw);
+                free(W);
+            }
+            /* the rest as usual; q/k/v stay views of the packed fused rows */
+        }
+        CHECK(qmodel_quantize(gq, &g4, true, &err) == 0, "%s", err.msg);
+        const lb_tensor *fz = lb_model_find(gq, "blk.0.attn_qkv.weight");
+        CHECK(fz && lb_model_tensor_stored(gq, fz) == (fused == 1),
+              "the fused tensor is stored only while its views use it");
+        int gids[12] = {1, 5, 9, 33, 70, 2, 250, 11, 140, 8, 100, 3};
+        size_t gcount = 12 * (size_t)gq->cfg.vocab_size;
+        float *ga = malloc(gcount * sizeof(float)), *gb = malloc(gcount * sizeof(float));
+        CHECK(qmodel_logits(gq, gids, 12, ga, &err) == 0, "%s", err.msg);
+        CHECK(qmodel_logits(gf, gids, 12, gb, &err) == 0, "%s", err.msg);
+        double rel, agree;
+        compare(ga, gb, 12, gq->cfg.vocab_size, &rel, &agree);
+        printf("gpt2 4-bit g32 (%s): vs fp32 of the same weights: max rel %.4f, top-1 %.3f\n",
+               fused ? "fused qkv packed" : "q/k/v views packed", rel, agree);
+        CHECK(rel < 0.03 && agree >= 0.9, "gpt2 %s: %g %g", fused ? "fused" : "views", rel, agree);
+        free(ga);
+        free(gb);
+        lb_model_free(gq);
+        lb_model_free(gf);
+    }
+    gdir[strlen(gdir) - 5] = 0;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", gdir);
+    CHECK(system(cmd) == 0, "cleanup");
+
     /* Bad input. */
     lb_model *m = load(path);
     lb_qweight qw;
