@@ -44,6 +44,8 @@ SERVER_PID=$SERVER_PID run_client drain
 rc=0; wait "$SERVER_PID" || rc=$?
 SERVER_PID=
 expect_eq "drained exit status" "$rc" "0"
+grep -q "draining, 1 request(s) in flight" "$SERVER_LOG" && pass "the stream was in flight at SIGTERM" ||
+  fail "no request in flight at SIGTERM: $(cat "$SERVER_LOG")"
 
 # While the models load (here: the baseline is a FIFO nobody writes yet, so opening it
 # blocks) the server already answers: /health and the model endpoints say 503.

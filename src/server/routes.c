@@ -41,8 +41,10 @@ int srv_run_request(srv_server *s, srv_conn *cc, srv_model *m, srv_req *r, enum 
     bool ok = srv_wait_done(s, m->sched, r, cc->c);
     s->in_flight--;
     if (!ok) {
-        /* The client left: its slot frees at the next step, and no answer is owed. */
+        /* The client left: its slot frees at the next step, and no answer is owed (counted in
+         * the metrics as nginx counts it, 499). */
         srv_sched_release(m->sched, r);
+        cc->status = 499;
         *sent = MHD_NO;
         return -1;
     }

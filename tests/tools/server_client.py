@@ -63,7 +63,7 @@ class Server:
         except ValueError:
             return st, {"_raw": b.decode("latin-1")}
 
-    def stream(self, path, body, stop_after=None):
+    def stream(self, path, body, stop_after=None, on_first=None):
         """POSTs with stream: true; returns (status, list of parsed events, raw text). With
         stop_after=N it closes the connection after N events (a client that goes away)."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -89,6 +89,8 @@ class Server:
                 assert text.startswith("data: "), text
                 data = text[6:]
                 events.append(data if data == "[DONE]" else json.loads(data))
+                if on_first and len(events) == 1:
+                    on_first()
                 if stop_after is not None and len(events) >= stop_after:
                     c.sock.close()
                     c.close()
@@ -503,6 +505,10 @@ def cmd_abuse(s, pid):
             time.sleep(0.02)
             c.close()
         check("slots free after cancels (round %d)" % rnd, wait_idle(s), metric(s, "lowbit_slots_busy"))
+        if rnd == 0:
+            # (one that happened to reach its end of text first was answered 200 instead)
+            check("abandoned requests counted as 499", 1 <= (metric(s, 'lowbit_requests_total{endpoint="/generate",status="499"}') or 0) <= 4,
+                  metric(s, 'lowbit_requests_total{endpoint="/generate",status="499"}'))
         still_serving("cancelled requests (round %d)" % rnd)
         if rnd == 0:
             rss0 = rss_kib(pid)
@@ -582,14 +588,16 @@ def cmd_concurrency(s, clients=8, per_client=20, max_new=16):
 def cmd_queue(s):
     """--parallel 1 --max-queue 1: of several long requests at once, some get 429 + Retry-After."""
     out = []
+    n = 12
+    start = threading.Barrier(n)
 
     def one():
+        start.wait()
         st, h, b = s.request("POST", "/generate", {"prompt": "Once", "max_new_tokens": 400, "temperature": 0.8})
         out.append((st, h.get("retry-after"), b))
-    threads = [threading.Thread(target=one) for _ in range(6)]
+    threads = [threading.Thread(target=one) for _ in range(n)]
     for t in threads:
         t.start()
-        time.sleep(0.01)
     for t in threads:
         t.join()
     codes = sorted(o[0] for o in out)
@@ -604,11 +612,11 @@ def cmd_drain(s):
     result = {}
 
     def reader():
-        result["r"] = s.stream("/v1/completions", {"prompt": "Once", "max_tokens": 300, "temperature": 0, "stream": True})
+        # SIGTERM as soon as the first piece arrives, so the request is surely in flight.
+        result["r"] = s.stream("/v1/completions", {"prompt": "Once", "max_tokens": 1000, "temperature": 0, "stream": True},
+                               on_first=lambda: os.kill(int(os.environ["SERVER_PID"]), 15))
     t = threading.Thread(target=reader)
     t.start()
-    time.sleep(0.3)
-    os.kill(int(os.environ["SERVER_PID"]), 15)
     t.join(60)
     st, evs, raw = result.get("r", (0, [], ""))
     check("drain: the request in flight finished", st == 200 and evs and evs[-1] == "[DONE]" and
