@@ -340,6 +340,16 @@ static void advance(srv_sched *s, srv_req *r, float *logits)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Under mu, on the scheduler thread (histories are its own): cache positions in use. */
+static void count_kv(srv_sched *s)
+{
+    int used = 0, n = lb_engine_n_seq(s->e);
+    for (int i = 0; i < n; i++)
+        if (s->active[i])
+            used += s->active[i]->history.n;
+    s->kv_tokens = used;
+}
+
 static void *sched_main(void *arg)
 {
     srv_sched *s = arg;
@@ -356,6 +366,7 @@ static void *sched_main(void *arg)
             break;
         }
         admit(s);
+        count_kv(s);
         /* Requests in slots stay there until this thread finishes them, so a snapshot is safe
          * to use outside the lock (each holds the scheduler's reference). */
         int n_mine = 0;
@@ -424,11 +435,7 @@ static void *sched_main(void *arg)
             advance(s, r, s->logits + (size_t)k * vocab);
         }
         pthread_mutex_lock(&s->mu);
-        int used = 0;
-        for (int i = 0; i < n_slots; i++)
-            if (s->active[i])
-                used += s->active[i]->history.n;
-        s->kv_tokens = used;
+        count_kv(s);
         pthread_mutex_unlock(&s->mu);
     }
     free(mine);
