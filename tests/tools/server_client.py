@@ -212,6 +212,10 @@ def cmd_endpoints(s):
           all(abs(max(t.values()) - l) < 1e-6 and len(t) == 3 and l <= 0 for t, l in zip(lp["top_logprobs"], lp["token_logprobs"])), lp)
     check("logprobs: text offsets", lp["text_offset"][0] == 0 and lp["text_offset"][1] == len(lp["tokens"][0]), lp["text_offset"])
 
+    st, evs, raw = s.stream("/v1/completions", dict(body, max_tokens=12, logprobs=1, stream=True))
+    toks = [t for e in evs[:-1] if e["choices"] and e["choices"][0]["logprobs"] for t in e["choices"][0]["logprobs"]["tokens"]]
+    check("stream logprobs: every token once, in order", toks == lp["tokens"], (toks, lp["tokens"]))
+
     # Chat: ChatML for a model without a template; stream and whole agree.
     chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell a story."}],
             "max_tokens": 20, "temperature": 0}
