@@ -17,8 +17,8 @@ grep -q "serve: stopped" "$SERVER_LOG" && pass "log says stopped" || fail "no 's
 
 # A real quantized model, when this build has `lowbit quantize`: /generate serves it and
 # gives what `lowbit generate` gives on the same file.
-if "$BIN" quantize -m "$MODEL" --method rtn --bits 8 -o "$SCRATCH/q8.gguf" -q >/dev/null 2>&1; then
-  QUANT_TEXT=$("$BIN" generate -m "$SCRATCH/q8.gguf" -n 61 --temp 0 2>/dev/null)
+if "$BIN" quantize -m "$MODEL" --method rtn --bits 8 -t 1 -o "$SCRATCH/q8.gguf" -q >/dev/null 2>&1; then
+  QUANT_TEXT=$("$BIN" generate -m "$SCRATCH/q8.gguf" -n 61 --temp 0 --threads 1 2>/dev/null)
   export QUANT_TEXT
   start_server quant --baseline "$MODEL" --quantized "$SCRATCH/q8.gguf" --threads 1 || exit 1
   run_client quantized
