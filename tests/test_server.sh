@@ -27,6 +27,12 @@ else
   echo "skipped: this build has no lowbit quantize yet"
 fi
 
+# A llama2.c checkpoint with its own tokenizer file serves the same text.
+start_server llama2c --baseline "$SHARED/models/stories260K.bin" --tokenizer "$SHARED/models/tok512.bin" --threads 1 || exit 1
+out=$(curl -s -XPOST -d '{"prompt": "", "max_new_tokens": 61, "temperature": 0}' "http://127.0.0.1:$PORT/generate")
+expect_contains "llama2.c model: Lily" "$out" '"completion":"Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high."'
+stop_server
+
 # The API key (from the environment) guards everything but /health and /metrics.
 LOWBIT_API_KEY=s3cret start_server auth --baseline "$MODEL" --threads 1 || exit 1
 API_KEY=s3cret run_client auth

@@ -43,6 +43,7 @@ int cmd_serve(int argc, char **argv)
         {"baseline", 'm', OPT_STRING, &cfg.baseline_path, "MODEL", "baseline model (env BASELINE_MODEL_PATH)"},
         {"quantized", 'q', OPT_STRING, &cfg.quantized_path, "MODEL", "quantized model served by /generate (env QUANTIZED_MODEL_PATH)"},
         {"addr", 'a', OPT_STRING, &cfg.addr, "HOST:PORT", "address to listen on; port 0 picks one (env SERVER_ADDR, default 127.0.0.1:8080)"},
+        {"tokenizer", 0, OPT_STRING, &cfg.tokenizer_path, "PATH", "llama2.c tokenizer.bin for .bin models"},
         {"threads", 't', OPT_INT, &cfg.threads, "N", "compute threads per model (default: the cores shared out between the models)"},
         {"parallel", 'p', OPT_INT, &cfg.parallel, "SLOTS", "sequences generated together per model (default 4)"},
         {"ctx", 'c', OPT_INT, &cfg.ctx, "N", "context per sequence (default: the model's, at most 4096)"},

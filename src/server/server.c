@@ -144,7 +144,8 @@ static int load_one(srv_server *s, srv_model *sm, const char *path, lb_error *er
 {
     snprintf(sm->path, sizeof sm->path, "%s", path);
     double t0 = lb_now_ms();
-    if (lb_model_load(path, NULL, &sm->m, err))
+    lb_load_options lo = {s->cfg.tokenizer_path};
+    if (lb_model_load(path, &lo, &sm->m, err))
         return -1;
     int ctx = s->cfg.ctx;
     if (ctx <= 0)

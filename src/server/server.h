@@ -13,6 +13,7 @@
 typedef struct {
     const char *baseline_path;    /* required */
     const char *quantized_path;   /* optional; on failure to load, /generate serves the baseline */
+    const char *tokenizer_path;   /* llama2.c tokenizer.bin for .bin models (NULL: beside them) */
     const char *addr;             /* "host:port"; port 0 picks a free one */
     const char *api_key;          /* NULL or "": no authentication */
     int threads;                  /* compute threads per model (0: every core) */
