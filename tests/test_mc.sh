@@ -112,9 +112,9 @@ for k in model format metric value stderr n seconds params; do
 done
 
 # The same items batched differently give the same figures.
-a=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 40 -t 1 -q | head -3)
-b=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 40 -t 1 -q --batch 1 --tokens 16 | head -3)
-c=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 40 -t 2 -q --batch 7 | head -3)
+a=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 20 -t 1 -q | head -3)
+b=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 20 -t 1 -q --batch 1 --tokens 16 | head -3)
+c=$("${MC[@]}" -m "$MODEL" --task arc_easy --limit 20 -t 2 -q --batch 7 | head -3)
 expect_eq "batch 1 = batch 32" "$b" "$a"
 expect_eq "batch 7, 2 threads = batch 32" "$c" "$a"
 expect_contains "arc_easy table" "$a" "arc_easy"
@@ -135,14 +135,14 @@ expect_eq "winogrande partial scoring" "$(awk '$1 == "winogrande" && $2 == "acc"
 
 # MMLU: --limit counts per subject, every subject gets a row and the headline is their macro
 # average; TruthfulQA MC2 is a probability in (0, 1).
-out=$("${MC[@]}" -m "$MODEL" --task mmlu --limit 1 -t 1 --json)
+out=$("${MC[@]}" -m "$MODEL" --task mmlu --limit 2 --shots 0 -t 1 --json)
 ok=$($PY -c '
 import json, sys
 r = [x for x in json.load(sys.stdin)["results"] if x["metric"] == "acc"]
 subj = r[1:]
 macro = sum(x["value"] for x in subj) / len(subj)
 print(len(subj), r[0]["task"], r[0]["n"], int(abs(r[0]["value"] - macro) < 1e-9), subj[0]["task"])' <<<"$out")
-expect_eq "mmlu per subject (subjects, task, n, macro, first)" "$ok" "57 mmlu 57 1 mmlu_abstract_algebra"
+expect_eq "mmlu per subject (subjects, task, n, macro, first)" "$ok" "57 mmlu 114 1 mmlu_abstract_algebra"
 out=$("${MC[@]}" -m "$MODEL" --task truthfulqa_mc2 --limit 5 -t 1 --json)
 ok=$($PY -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(int(0 < r["value"] < 1 and r["n"] == 5))' <<<"$out")
 expect_eq "truthfulqa mc2 in (0, 1)" "$ok" "1"

@@ -160,6 +160,7 @@ static void summarize(lb_mc_report *r, const lb_mc_task *t, const char *metric, 
     int *counts = lb_calloc((size_t)t->n_subtasks, sizeof(int));
     double sum = 0, var = 0;
     int k = 0;
+    bool var_known = true;   /* a subject of one item has no standard error, nor then has the average */
     for (int s = 0; s < t->n_subtasks; s++) {
         int m = 0;
         for (int i = 0; i < n; i++)
@@ -169,11 +170,12 @@ static void summarize(lb_mc_report *r, const lb_mc_task *t, const char *metric, 
         lb_mc_mean_stderr(buf, m, &means[s], &ses[s]);
         if (m > 0) {
             sum += means[s];
-            var += isnan(ses[s]) ? 0 : ses[s] * ses[s];
+            var += ses[s] * ses[s];
+            var_known = var_known && !isnan(ses[s]);
             k++;
         }
     }
-    add_metric(r, metric, NULL, k ? sum / k : NAN, k ? sqrt(var) / k : NAN, n);
+    add_metric(r, metric, NULL, k ? sum / k : NAN, k && var_known ? sqrt(var) / k : NAN, n);
     for (int s = 0; s < t->n_subtasks; s++)
         if (counts[s] > 0)
             add_metric(r, metric, t->subtasks[s], means[s], ses[s], counts[s]);
