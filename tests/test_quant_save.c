@@ -5,6 +5,7 @@
 #include "check.h"
 #include "qmodel.h"
 #include "core/file.h"
+#include "io/gguf.h"
 
 #include <jansson.h>
 
@@ -179,6 +180,55 @@ int main(void)
                       "damaged %s: %s", cases[k].to, x ? "loaded" : err.msg);
                 lb_model_free(x);
             }
+            /* damaged values inside the parts: each refused with one line naming the part */
+            gguf_file *gf;
+            CHECK(gguf_open(out, &gf, &err) == 0, "%s", err.msg);
+            struct {
+                const char *tensor;
+                int64_t index;   /* element */
+                int size;        /* bytes of the element */
+                int64_t value;
+                const char *want;
+            } vals[] = {
+                {"blk.0.ffn_down.weight.lb_meta", 0, 4, 0, "shape is 64 x 0"},
+                {"blk.0.ffn_down.weight.lb_meta", 0, 4, -7, "shape is 64 x -7"},
+                {"blk.0.ffn_down.weight.lb_meta", 0, 4, 1 << 30, "expected I32 [1073741824]"},
+                {"blk.0.ffn_down.weight.lb_meta", 0, 4, 160, "lb_gidx' is I32 with 172 elements"},
+                {"blk.0.ffn_down.weight.lb_meta", 1, 4, -3, "group size is -3"},
+                {"blk.0.ffn_down.weight.lb_meta", 2, 4, 999, "999 groups"},
+                {"blk.0.ffn_down.weight.lb_meta", 3, 4, 8, "flags 8"},
+                {"blk.0.ffn_down.weight.lb_gidx", 5, 4, 6, "g_idx[5] is 6"},
+                {"blk.0.ffn_down.weight.lb_gidx", 7, 4, -1, "g_idx[7] is -1"},
+                {"blk.1.attn_k.weight.lb_scale", 3, 4, 0x7fc00000, "not finite"},
+            };
+            for (size_t k = 0; gf && k < sizeof vals / sizeof vals[0]; k++) {
+                const gguf_tensor_info *ti = NULL;
+                for (int64_t i = 0; i < gf->n_tensors; i++)
+                    if (strcmp(gf->tensors[i].name, vals[k].tensor) == 0)
+                        ti = &gf->tensors[i];
+                CHECK(ti != NULL, "%s is in the file", vals[k].tensor);
+                if (!ti)
+                    continue;
+                FILE *f = fopen(out, "rb");
+                fseek(f, 0, SEEK_END);
+                long nbytes = ftell(f);
+                fseek(f, 0, SEEK_SET);
+                char *buf = malloc((size_t)nbytes);
+                CHECK(fread(buf, 1, (size_t)nbytes, f) == (size_t)nbytes, "read");
+                fclose(f);
+                memcpy(buf + gf->data_offset + ti->offset + vals[k].index * vals[k].size,
+                       &vals[k].value, (size_t)vals[k].size);
+                f = fopen(bad, "wb");
+                fwrite(buf, 1, (size_t)nbytes, f);
+                fclose(f);
+                free(buf);
+                lb_model *x = load(bad, &err);
+                CHECK(!x && strstr(err.msg, vals[k].want) && !strchr(err.msg, '\n'),
+                      "%s[%lld] = %lld: %s", vals[k].tensor, (long long)vals[k].index,
+                      (long long)vals[k].value, x ? "loaded" : err.msg);
+                lb_model_free(x);
+            }
+            gguf_close(gf);
             unlink(bad);
         }
         lb_model_free(r);
