@@ -213,6 +213,15 @@ int main(int argc, char **argv)
         const lb_tensor *fz = lb_model_find(gq, "blk.0.attn_qkv.weight");
         CHECK(fz && lb_model_tensor_stored(gq, fz) == (fused == 1),
               "the fused tensor is stored only while its views use it");
+        lb_model *g0 = load(gdir);
+        CHECK(lb_model_params(gq) == lb_model_params(g0) &&
+                  lb_model_params(gf) == lb_model_params(g0),
+              "parameters counted once (%lld, %lld, base %lld)", (long long)lb_model_params(gq),
+              (long long)lb_model_params(gf), (long long)lb_model_params(g0));
+        CHECK(lb_model_bytes(gq) < lb_model_bytes(g0) && lb_model_bytes(gf) == lb_model_bytes(g0),
+              "bytes: packed %zu, fp32 %zu, base %zu", lb_model_bytes(gq), lb_model_bytes(gf),
+              lb_model_bytes(g0));
+        lb_model_free(g0);
         int gids[12] = {1, 5, 9, 33, 70, 2, 250, 11, 140, 8, 100, 3};
         size_t gcount = 12 * (size_t)gq->cfg.vocab_size;
         float *ga = malloc(gcount * sizeof(float)), *gb = malloc(gcount * sizeof(float));

@@ -62,11 +62,14 @@ lb_tensor *lb_model_find(const lb_model *m, const char *name)
     return NULL;
 }
 
+/* Both count what a saved file would hold: views once, in their owner, and a fused qkv whose
+ * parts were all replaced (quantized one by one) not at all. */
 size_t lb_model_bytes(const lb_model *m)
 {
     size_t n = 0;
     for (int i = 0; i < m->n_tensors; i++)
-        n += m->tensors[i].nbytes;
+        if (lb_model_tensor_stored(m, &m->tensors[i]))
+            n += m->tensors[i].nbytes;
     return n;
 }
 
@@ -74,7 +77,7 @@ int64_t lb_model_params(const lb_model *m)
 {
     int64_t n = 0;
     for (int i = 0; i < m->n_tensors; i++)
-        if (!m->tensors[i].view)
+        if (lb_model_tensor_stored(m, &m->tensors[i]))
             n += lb_tensor_nelements(&m->tensors[i]);
     return n;
 }
