@@ -127,6 +127,17 @@ static int get_bool(walker *w, const yaml_node_t *n, const char *key, bool *out)
                   s && *s ? s : kind_name(n), s && *s ? "\"" : "");
 }
 
+/* Absolute, so stage commands and their cache keys do not depend on the directory the
+ * pipeline was started from. */
+static char *absolute(char *path)
+{
+    char *abs = realpath(path, NULL);
+    if (!abs)
+        return path;
+    free(path);
+    return abs;
+}
+
 /* Finds an input file: as given, then beside the config. */
 static int get_file(walker *w, const yaml_node_t *n, const char *key, char **out)
 {
@@ -140,7 +151,7 @@ static int get_file(walker *w, const yaml_node_t *n, const char *key, char **out
             return rc;
         }
         free(*out);
-        *out = given;
+        *out = absolute(given);
         return 0;
     }
     char *beside = lb_path_join(w->dir, given);
@@ -153,7 +164,7 @@ static int get_file(walker *w, const yaml_node_t *n, const char *key, char **out
     }
     free(given);
     free(*out);
-    *out = beside;
+    *out = absolute(beside);
     return 0;
 }
 

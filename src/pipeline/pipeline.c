@@ -385,8 +385,10 @@ static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
 
 static char *options_json(const lb_pl_method *m)
 {
-    json_t *o = json_pack("{s:s, s:i, s:i, s:b, s:b}", "method", m->method, "bits", m->bits,
-                          "group_size", m->group_size, "act_order", m->act_order, "sym", m->sym);
+    json_t *o = json_pack("{s:s, s:i, s:i, s:b}", "method", m->method, "bits", m->bits,
+                          "group_size", m->group_size, "act_order", m->act_order);
+    /* Unset, the grid is the quantizer's default for the bit width. */
+    if (m->sym_set) json_object_set_new(o, "sym", json_boolean(m->sym));
     if (!isnan(m->alpha)) json_object_set_new(o, "alpha", json_real(m->alpha));
     if (!isnan(m->damp)) json_object_set_new(o, "damp", json_real(m->damp));
     char *s = json_dumps(o, JSON_COMPACT);
