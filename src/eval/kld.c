@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define KLD_LOGITS_BUDGET ((size_t)512 << 20)
+
 int lb_kld_check_vocab(const lb_model *q, const lb_model *base, lb_error *err)
 {
     if (q->cfg.vocab_size != base->cfg.vocab_size)
@@ -129,6 +131,10 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
     int slots = lb_engine_n_seq(q) < lb_engine_n_seq(base) ? lb_engine_n_seq(q)
                                                            : lb_engine_n_seq(base);
     int per_pass = opts->batch > 0 && opts->batch < slots ? opts->batch : slots;
+    /* Two models' logits for every scored row of the pass: keep them within KLD_LOGITS_BUDGET. */
+    size_t chunk_bytes = 2 * (size_t)n_vocab * sizeof(float) * (size_t)opts->ctx;
+    while (per_pass > 1 && (size_t)per_pass * chunk_bytes > KLD_LOGITS_BUDGET)
+        per_pass--;
     size_t max_rows = (size_t)per_pass * (size_t)opts->ctx;
     float *lq = lb_malloc(max_rows * (size_t)n_vocab * sizeof(float));
     float *lbase = lb_malloc(max_rows * (size_t)n_vocab * sizeof(float));
