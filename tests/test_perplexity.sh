@@ -36,11 +36,11 @@ for k in 1 2 3 4 5 6 7 8; do
   within "tinystories ctx 256 running [$k]" "$(running "$out" $k)" "${LLAMA_TS[$((k - 1))]}" 0.001
 done
 within "final line" "$(printf '%s' "$out" | sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- .*/\1/p')" 3.5798 0.001
-json=$("$BIN" perplexity -m "$MODEL" --threads 1 -f "$DATA/tinystories/validation_head.txt" --ctx 256 --chunks 8 --json)
+json=$("$BIN" perplexity -m "$MODEL" --threads 1 -f "$TS_HEAD" --ctx 256 --chunks 8 --json)
 within "tinystories ctx 256 ppl (json)" "$(field "$json" value)" 3.5798 0.001
 within "tinystories ctx 256 stderr" "$(field "$json" stderr)" 0.19869 0.001
 expect_eq "tokens scored: 8 chunks x 127" "$(field "$json" n)" 1016
-expect_eq "task" "$(field "$json" task)" validation_head.txt
+expect_eq "task" "$(field "$json" task)" ts_head.txt
 expect_eq "metric" "$(field "$json" metric)" perplexity
 expect_eq "format" "$(field "$json" format)" F32
 expect_eq "params.ctx" "$(field "$json" params.ctx)" 256
@@ -55,7 +55,9 @@ out=$("$BIN" perplexity -m "$MODEL" --threads 1 -f "$WT_HEAD" --ctx 512 --chunks
 for k in 1 2 3 4; do
   within "wikitext2 ctx 512 running [$k]" "$(running "$out" $k)" "${LLAMA_WT[$((k - 1))]}" 0.001
 done
-json=$(LOWBIT_DATA_DIR=$DATA "$BIN" perplexity -m "$MODEL" --threads 1 -f wikitext2 --ctx 512 --chunks 4 --json)
+# The shortcut through $LOWBIT_DATA_DIR, pointed at a directory holding the head of the file.
+mkdir -p "$SCRATCH/data/wikitext2" && cp "$WT_HEAD" "$SCRATCH/data/wikitext2/wiki.test.raw"
+json=$(LOWBIT_DATA_DIR=$SCRATCH/data "$BIN" perplexity -m "$MODEL" --threads 1 -f wikitext2 --ctx 512 --chunks 4 --json)
 within "wikitext2 ctx 512 stderr" "$(field "$json" stderr)" 10.34458 0.001
 expect_eq "task of a shortcut" "$(field "$json" task)" wikitext2
 
