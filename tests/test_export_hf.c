@@ -193,6 +193,32 @@ int main(void)
                       "v_proj: %d values, worst difference %g", c->tag, got, worst);
                 free(row);
             }
+            /* and back to GGUF (lb_model_save from a Hugging Face model: config and tokenizer
+             * written from the model, q/k rows re-paired for GGUF's RoPE): the very tensors
+             * and logits of the model that was exported */
+            char back[4200];
+            snprintf(back, sizeof back, "%s.back.gguf", dir);
+            CHECK(lb_model_save(r, back, &err) == 0, "%s: save the HF model: %s", c->tag, err.msg);
+            lb_model *b = load(back, &err);
+            CHECK(b != NULL, "%s: reload: %s", c->tag, b ? "" : err.msg);
+            for (int i = 0; b && i < q->n_tensors; i++) {
+                const lb_tensor *ta = &q->tensors[i], *tb = lb_model_find(b, ta->name);
+                CHECK(tb && tb->type == ta->type && tb->nbytes == ta->nbytes &&
+                          memcmp(ta->data, tb->data, ta->nbytes) == 0,
+                      "%s: %s comes back byte for byte", c->tag, ta->name);
+            }
+            if (b) {
+                int *ids3, n3;
+                CHECK(tok_encode(b->tok, TEXT, sizeof TEXT - 1, true, &ids3, &n3, &err) == 0 &&
+                          n3 == n && memcmp(ids, ids3, (size_t)n * sizeof(int)) == 0,
+                      "%s: the saved vocabulary encodes as the source", c->tag);
+                free(ids3);
+                CHECK(qmodel_logits(b, ids, n, lb, &err) == 0 &&
+                          memcmp(la, lb, count * sizeof(float)) == 0,
+                      "%s: identical logits after GGUF -> HF -> GGUF", c->tag);
+            }
+            lb_model_free(b);
+            unlink(back);
             lb_model_free(r);
         }
         if (ci == 0) {

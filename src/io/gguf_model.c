@@ -576,24 +576,42 @@ static int declare(gguf_writer *w, const lb_tensor *t, lb_error *err)
     return gguf_writer_add_tensor(w, name, LB_TYPE_I32, 1, &four, err);
 }
 
-static int write_tensor(gguf_writer *w, const lb_tensor *t, lb_error *err)
+static int *rope_rows(const lb_model *m, const lb_tensor *t);
+
+static int write_rows(gguf_writer *w, const lb_tensor *t, const int *perm, lb_error *err)
+{
+    int64_t rows = t->n_dims > 1 ? t->ne[1] : t->ne[0];   /* a vector's rows are elements */
+    size_t rb = t->nbytes / (size_t)rows;
+    for (int64_t r = 0; r < rows; r++)
+        if (gguf_writer_write(w, (const char *)t->data + (size_t)perm[r] * rb, rb, err))
+            return -1;
+    return 0;
+}
+
+static int write_tensor(const lb_model *m, gguf_writer *w, const lb_tensor *t, lb_error *err)
 {
     const lb_qlayout *L = t->qlayout;
-    if (!L)
-        return gguf_writer_write(w, t->data, t->nbytes, err);
+    int *perm = rope_rows(m, t);
+    if (!L) {
+        int rc = perm ? write_rows(w, t, perm, err) : gguf_writer_write(w, t->data, t->nbytes, err);
+        free(perm);
+        return rc;
+    }
     int rows = (int)t->ne[1];
     size_t codes = (size_t)L->n_blocks * (size_t)L->bits * 4;
     const uint8_t *base = t->data;
-    for (int r = 0; r < rows; r++)
-        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes + L->codes_offset, codes, err))
-            return -1;
-    for (int r = 0; r < rows; r++)
-        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes, (size_t)L->n_groups * 4, err))
-            return -1;
-    for (int r = 0; L->has_zero && r < rows; r++)
-        if (gguf_writer_write(w, base + (size_t)r * L->row_bytes + (size_t)L->n_groups * 4,
-                              (size_t)L->n_groups, err))
-            return -1;
+#define ROW(r) (base + (size_t)(perm ? perm[r] : (r)) * L->row_bytes)
+    int rc = 0;
+    for (int r = 0; r < rows && !rc; r++)
+        rc = gguf_writer_write(w, ROW(r) + L->codes_offset, codes, err);
+    for (int r = 0; r < rows && !rc; r++)
+        rc = gguf_writer_write(w, ROW(r), (size_t)L->n_groups * 4, err);
+    for (int r = 0; L->has_zero && r < rows && !rc; r++)
+        rc = gguf_writer_write(w, ROW(r) + (size_t)L->n_groups * 4, (size_t)L->n_groups, err);
+#undef ROW
+    free(perm);
+    if (rc)
+        return -1;
     if (L->g_idx && gguf_writer_write(w, L->g_idx, (size_t)L->cols * 4, err))
         return -1;
     int32_t meta[4] = {L->cols, L->group_size, L->n_groups,
@@ -601,14 +619,121 @@ static int write_tensor(gguf_writer *w, const lb_tensor *t, lb_error *err)
     return gguf_writer_write(w, meta, sizeof meta, err);
 }
 
+/* ---- metadata for models that did not come from GGUF ---------------------------------------- */
+
+/* GGUF's "llama" architecture pairs RoPE dimensions (2i, 2i+1); a Hugging Face Llama pairs i
+ * with i + head_dim/2. Saving such a model as "llama" re-pairs the rows of q and k: file row
+ * (h, 2i + j) is the model's row (h, j * head_dim/2 + i). NULL when rows keep their order. */
+static int *rope_rows(const lb_model *m, const lb_tensor *t)
+{
+    const lb_config *c = &m->cfg;
+    bool qk = strstr(t->name, ".attn_q.") || strstr(t->name, ".attn_k.");
+    int64_t rows = t->n_dims > 1 ? t->ne[1] : t->ne[0];
+    if (!qk || m->src_meta || c->arch != LB_ARCH_LLAMA || strcmp(c->arch_name, "qwen2") == 0 ||
+        c->rope_style != LB_ROPE_HALF || c->head_dim % 2 || rows % c->head_dim)
+        return NULL;
+    int hd = c->head_dim, half = hd / 2;
+    int *perm = lb_malloc((size_t)rows * sizeof(int));
+    for (int64_t r = 0; r < rows; r++) {
+        int h = (int)(r / hd), k = (int)(r % hd);
+        perm[r] = h * hd + (k % 2) * half + k / 2;
+    }
+    return perm;
+}
+
+/* SentencePiece scores for a vocabulary that came with merge ranks (tokenizer.json): a piece
+ * scores minus the best rank of a merge forming it, so merging by score is merging by rank;
+ * pieces no merge forms score below every merged one. */
+static float *spm_scores(const lb_tokenizer *t)
+{
+    float *s = lb_malloc((size_t)t->n_vocab * sizeof(float) + 1);
+    bool ranked = t->merge_ranks && lb_strmap_count(t->merge_ranks) > 0;
+    for (int id = 0; id < t->n_vocab; id++) {
+        s[id] = t->scores[id];
+        if (!ranked)
+            continue;
+        const char *p = t->pieces[id];
+        size_t len = (size_t)t->piece_len[id];
+        int best = -1;
+        char key[1024];
+        for (size_t k = 1; k < len && len + 1 < sizeof key; k++) {
+            memcpy(key, p, k);
+            key[k] = ' ';
+            memcpy(key + k + 1, p + k, len - k);
+            int rank;
+            if (lb_strmap_get(t->merge_ranks, key, len + 1, &rank) && (best < 0 || rank < best))
+                best = rank;
+        }
+        s[id] = best >= 0 ? -(float)best : -1e9f;
+    }
+    return s;
+}
+
+static int model_meta(gguf_writer *w, const lb_model *m, lb_error *err)
+{
+    const lb_config *c = &m->cfg;
+    const lb_tokenizer *t = m->tok;
+    if (t->kind != LB_TOK_SPM)
+        return lb_fail(err, "%s: saving a %s model with a byte-level BPE tokenizer is not "
+                       "supported yet (load it from GGUF to quantize it)", m->path, m->format);
+    if (c->rope_scaling_factor != 0)
+        return lb_fail(err, "%s: saving a model with RoPE frequency scaling from %s is not "
+                       "supported yet", m->path, m->format);
+    const char *a = c->arch == LB_ARCH_GPT2 ? "gpt2" : strcmp(c->arch_name, "qwen2") == 0
+                                                          ? "qwen2" : "llama";
+    char key[128];
+#define AKEY(k) (snprintf(key, sizeof key, "%s.%s", a, k), key)
+    gguf_writer_set_str(w, "general.architecture", a);
+    gguf_writer_set_str(w, "general.name", c->name);
+    gguf_writer_set_u32(w, AKEY("embedding_length"), (uint32_t)c->dim);
+    gguf_writer_set_u32(w, AKEY("block_count"), (uint32_t)c->n_layers);
+    gguf_writer_set_u32(w, AKEY("feed_forward_length"), (uint32_t)c->hidden_dim);
+    gguf_writer_set_u32(w, AKEY("attention.head_count"), (uint32_t)c->n_heads);
+    gguf_writer_set_u32(w, AKEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    gguf_writer_set_u32(w, AKEY("context_length"), (uint32_t)c->max_ctx);
+    if (c->head_dim != c->dim / c->n_heads)
+        gguf_writer_set_u32(w, AKEY("attention.key_length"), (uint32_t)c->head_dim);
+    if (c->arch == LB_ARCH_GPT2) {
+        gguf_writer_set_f32(w, AKEY("attention.layer_norm_epsilon"), c->norm_eps);
+    } else {
+        gguf_writer_set_f32(w, AKEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+        gguf_writer_set_f32(w, AKEY("rope.freq_base"), c->rope_theta);
+    }
+#undef AKEY
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t->pieces, NULL,
+                            (uint64_t)t->n_vocab);
+    float *scores = spm_scores(t);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_FLOAT32, scores, (uint64_t)t->n_vocab);
+    free(scores);
+    int32_t *types = lb_malloc((size_t)t->n_vocab * sizeof(int32_t) + 1);
+    for (int i = 0; i < t->n_vocab; i++)
+        types[i] = t->types[i];
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, types, (uint64_t)t->n_vocab);
+    free(types);
+    const struct {
+        const char *key;
+        int id;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", t->bos_id},
+               {"tokenizer.ggml.eos_token_id", t->eos_id},
+               {"tokenizer.ggml.unknown_token_id", t->unk_id},
+               {"tokenizer.ggml.padding_token_id", t->pad_id}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].id >= 0)
+            gguf_writer_set_u32(w, ids[i].key, (uint32_t)ids[i].id);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+    if (t->chat_template)
+        gguf_writer_set_str(w, "tokenizer.chat_template", t->chat_template);
+    return 0;
+}
+
 int lb_model_save(const lb_model *m, const char *path, lb_error *err)
 {
-    if (!m->src_meta)
-        return lb_fail(err, "%s: saving needs a model loaded from GGUF (this one is %s); "
-                       "convert it to GGUF first", m->path, m->format);
-    const gguf_file *src = m->src_meta;
     gguf_writer *w = gguf_writer_create();
-    for (int64_t i = 0; i < src->n_kv; i++) {
+    const gguf_file *src = m->src_meta;
+    for (int64_t i = 0; src && i < src->n_kv; i++) {
         const gguf_kv *kv = &src->kv[i];
         /* the quantization keys are rewritten; nested arrays cannot be copied (and mean
          * nothing to lowbit) */
@@ -616,6 +741,10 @@ int lb_model_save(const lb_model *m, const char *path, lb_error *err)
             (kv->type == GGUF_ARRAY && kv->arr_type == GGUF_ARRAY))
             continue;
         gguf_writer_copy_kv(w, kv);
+    }
+    if (!src && model_meta(w, m, err)) {
+        gguf_writer_free(w);
+        return -1;
     }
     set_quant_meta(w, &m->quant);
     int rc = 0;
@@ -626,7 +755,7 @@ int lb_model_save(const lb_model *m, const char *path, lb_error *err)
         rc = gguf_writer_open(w, path, err);
     for (int i = 0; i < m->n_tensors && !rc; i++)
         if (saved(m, &m->tensors[i]))
-            rc = write_tensor(w, &m->tensors[i], err);
+            rc = write_tensor(m, w, &m->tensors[i], err);
     if (!rc)
         rc = gguf_writer_finish(w, err);
     gguf_writer_free(w);
