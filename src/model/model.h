@@ -127,7 +127,8 @@ int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_erro
 /* Writes the model as a GGUF v3 file lowbit loads back with identical logits: the source's
  * metadata (config and tokenizer; for a model not loaded from GGUF, written from m->cfg and a
  * SentencePiece-style m->tok, with a Hugging Face Llama's q/k rows re-paired for GGUF's RoPE),
- * "lowbit.quant.*" from m->quant, every tensor in its current type. Group-quantized tensors are stored as lowbit's own types (ids 100..104) with their
+ * "lowbit.quant.*" from m->quant, every tensor in its current type. Group-quantized tensors
+ * are stored as lowbit's own types (ids 100..104) with their
  * scales, zero points and act-order index beside them (see gguf_model.c). Written under a
  * temporary name and renamed: a failure leaves nothing at path. */
 int lb_model_save(const lb_model *m, const char *path, lb_error *err);
