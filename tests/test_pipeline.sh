@@ -120,6 +120,7 @@ expect_eq "only the killed stage repeated" "$repeat" "perplexity g4 tinystories"
 expect_eq "one run in the store" "$("$BIN" runs list --db k/results.db | tail -n +2 | wc -l)" 1
 expect_eq "resumed run finished" "$("$BIN" runs list --db k/results.db | awk '$1==1{print $4}')" "finished"
 results k.txt k/results.db 1
+ls k/stages/*.tmp.* >/dev/null 2>&1 && fail "the killed stage's temporary file is still there" || pass "no temporary file left"
 cmp -s ref1.txt k.txt && pass "resumed run has the same figures" || fail "resumed figures differ: $(diff ref1.txt k.txt | head -5)"
 
 # 4. A failing stage is named, the others still run, the report is still written; after the fix

@@ -23,7 +23,7 @@ typedef struct {
     lb_error *err;
 } walker;
 
-static const char *const KNOWN_DATASETS[] = {"wikitext2", "c4", "ptb", "tinystories"};
+static const char *const KNOWN_DATASETS[] = {"wikitext2", "c4", "tinystories"};
 static const char *const KNOWN_TASKS[] = {
     "hellaswag", "piqa", "arc_easy", "arc_challenge", "mmlu", "truthfulqa_mc1",
     "truthfulqa_mc2", "winogrande", "lambada", "boolq", "copa"};
@@ -412,7 +412,7 @@ static int eval_key(walker *w, const char *key, const char *path, yaml_node_t *v
             if (get_file(w, it, k, &c->ppl[i])) {
                 char why[1024];
                 snprintf(why, sizeof why, "%s", w->err->msg);
-                return lb_fail(w->err, "%s (datasets by name: wikitext2, c4, ptb, tinystories)", why);
+                return lb_fail(w->err, "%s (datasets by name: wikitext2, c4, tinystories)", why);
             }
         }
         return 0;

@@ -12,6 +12,7 @@
 #include "pipeline/store.h"
 #include "report/report.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -417,6 +418,28 @@ static int mkdirs(const char *path, lb_error *err)
     return 0;
 }
 
+/* A stage killed with the pipeline leaves "<stage>.json.tmp.<pid>"; once that pipeline is
+ * gone nothing will finish it, so it goes (never read either way: only renamed files count). */
+static void remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".json.tmp.");
+        if (!t)
+            continue;
+        long pid = strtol(t + 10, NULL, 10);
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            char *path = lb_path_join(dir, e->d_name);
+            unlink(path);
+            free(path);
+        }
+    }
+    closedir(d);
+}
+
 static void pipeline_free(pipeline *p)
 {
     for (int i = 0; i < p->n_stages; i++) {
@@ -467,6 +490,7 @@ int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
     int rc = -1;
     if (mkdirs(p.stage_dir, err) || mkdirs(p.model_dir, err))
         goto done;
+    remove_stale_tmp(p.stage_dir);
     if (o->only) {
         static const char *const kinds[] = {"quantize", "perplexity", "kld", "mc", "bench", "report", "baseline"};
         bool ok = false;
