@@ -186,6 +186,9 @@ static const char JS[] =
     "if(!isNaN(na)&&!isNaN(nc))r=na-nc;else if(!isNaN(na))r=-1;else if(!isNaN(nc))r=1;"
     "else r=a.textContent.localeCompare(c.textContent);return asc?r:-r;});"
     "rows.forEach(function(r){b.appendChild(r);});});});});"
+    /* report.html#sort-T-C opens with table T sorted by column C (links to a sorted view). */
+    "var m=/^#sort-(\\d+)-(\\d+)$/.exec(location.hash);"
+    "if(m){var h=document.querySelectorAll('#table-'+m[1]+' th')[+m[2]];if(h)h.click();}"
     "document.body.setAttribute('data-ready','1');";
 
 static void html_table(lb_buf *b, const rp_data *d, const rp_table *t, int index)
