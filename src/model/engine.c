@@ -1,6 +1,7 @@
 /* Engine set-up, batch validation, scratch sizing and dispatch to the architecture's forward. */
 #include "model/engine_internal.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,25 @@ void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
 {
     e->capture = fn;
     e->capture_user = fn ? user : NULL;
+}
+
+void lb_engine_set_gemm(lb_engine *e, bool on)
+{
+    e->gemm_f32 = on;
+}
+
+void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
+                  float *y)
+{
+    if (!e->gemm_f32 || w->type != LB_TYPE_F32 || n < 16) {
+        op_linear(e, w, bias, x, n, y);
+        return;
+    }
+    int in = (int)w->ne[0], out = (int)w->ne[1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w->data, in,
+                0.0f, y, out);
+    if (bias)
+        op_add_bias(y, bias->data, n, out);
 }
 
 int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err)

@@ -18,6 +18,7 @@ struct lb_engine {
     /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
     lb_capture_fn capture;
     void *capture_user;
+    bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
 /* Rows of the KV cache for (sequence, layer). */
@@ -43,6 +44,10 @@ void op_logits(lb_engine *e, const lb_batch *b, float *logits);
 /* Linear layer with optional bias. */
 void op_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
                float *y);
+
+/* op_linear, or BLAS for F32 weights when the engine was asked to (engine.c). */
+void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
+                  float *y);
 
 /* llama.c, gpt2.c: embeddings into e->x, one block over e->x in place, the whole pass. */
 void llama_embed(lb_engine *e, const lb_batch *b);

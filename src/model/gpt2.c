@@ -27,21 +27,21 @@ void gpt2_block(lb_engine *e, int l, const lb_batch *b)
     const float *nb = L->attn_norm_b ? L->attn_norm_b->data : NULL;
     op_layernorm(e->xb, e->x, L->attn_norm->data, nb, n, dim, c->norm_eps);
     engine_capture(e, l, LB_SITE_QKV, e->xb, n, dim);
-    op_linear(e, L->wq, L->bq, e->xb, n, e->q);
-    op_linear(e, L->wk, L->bk, e->xb, n, e->k);
-    op_linear(e, L->wv, L->bv, e->xb, n, e->v);
+    block_linear(e, L->wq, L->bq, e->xb, n, e->q);
+    block_linear(e, L->wk, L->bk, e->xb, n, e->k);
+    block_linear(e, L->wv, L->bv, e->xb, n, e->v);
     op_attention(e, l, b);
     engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
-    op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
+    block_linear(e, L->wo, L->bo, e->att, n, e->xb2);
     op_add(e->x, e->xb2, (size_t)n * dim);
 
     nb = L->ffn_norm_b ? L->ffn_norm_b->data : NULL;
     op_layernorm(e->xb, e->x, L->ffn_norm->data, nb, n, dim, c->norm_eps);
     engine_capture(e, l, LB_SITE_FFN, e->xb, n, dim);
-    op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb);
+    block_linear(e, L->w_up, L->b_up, e->xb, n, e->hb);
     op_gelu(e->hb, (size_t)n * c->hidden_dim);
     engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
-    op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
+    block_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
     op_add(e->x, e->xb2, (size_t)n * dim);
 }
 

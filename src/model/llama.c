@@ -18,23 +18,23 @@ void llama_block(lb_engine *e, int l, const lb_batch *b)
     int n = b->n, dim = c->dim;
     op_rmsnorm(e->xb, e->x, L->attn_norm->data, n, dim, c->norm_eps);
     engine_capture(e, l, LB_SITE_QKV, e->xb, n, dim);
-    op_linear(e, L->wq, L->bq, e->xb, n, e->q);
-    op_linear(e, L->wk, L->bk, e->xb, n, e->k);
-    op_linear(e, L->wv, L->bv, e->xb, n, e->v);
+    block_linear(e, L->wq, L->bq, e->xb, n, e->q);
+    block_linear(e, L->wk, L->bk, e->xb, n, e->k);
+    block_linear(e, L->wv, L->bv, e->xb, n, e->v);
     op_rope(e, e->q, c->n_heads, b);
     op_rope(e, e->k, c->n_kv_heads, b);
     op_attention(e, l, b);
     engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
-    op_linear(e, L->wo, L->bo, e->att, n, e->xb2);
+    block_linear(e, L->wo, L->bo, e->att, n, e->xb2);
     op_add(e->x, e->xb2, (size_t)n * dim);
 
     op_rmsnorm(e->xb, e->x, L->ffn_norm->data, n, dim, c->norm_eps);
     engine_capture(e, l, LB_SITE_FFN, e->xb, n, dim);
-    op_linear(e, L->w_gate, NULL, e->xb, n, e->hb);
-    op_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
+    block_linear(e, L->w_gate, NULL, e->xb, n, e->hb);
+    block_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
     op_swiglu(e->hb, e->hb2, (size_t)n * c->hidden_dim);
     engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
-    op_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
+    block_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
     op_add(e->x, e->xb2, (size_t)n * dim);
 }
 

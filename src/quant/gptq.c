@@ -4,17 +4,19 @@
  * possible. Columns go in blocks of 128 with the update of the columns after a block applied
  * at once (lazy batch updates); H⁻¹ enters as the upper Cholesky factor of the dampened
  * inverse, computed in double with LAPACK. Every output row is independent of the others given
- * that factor, so rows are split over the thread pool. */
+ * that factor, so within a block of columns rows are split over the thread pool; the lazy
+ * update of the later columns is one matrix product (BLAS). */
 #include "core/threadpool.h"
 #include "quant/quantize.h"
 
+#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define GPTQ_BLOCK 128
-#define GPTQ_ROWS_PER_TASK 8
+#define GPTQ_ROWS_PER_TASK 16
 
 typedef struct {
     double d;
@@ -38,7 +40,8 @@ typedef struct {
     const int *group_of;  /* permuted position → group index */
     lb_qweight *out;
     double *task_loss;
-    float *err_buf;       /* [threads][GPTQ_ROWS_PER_TASK][GPTQ_BLOCK] */
+    float *E;             /* [rows][GPTQ_BLOCK] scaled errors of the current block */
+    int i1, i2;           /* the current block of columns */
 } gptq_job;
 
 static void group_grid(const float *w, int n, int bits, bool sym, float *scale, uint8_t *zero)
@@ -51,53 +54,40 @@ static void group_grid(const float *w, int n, int bits, bool sym, float *scale, 
     lb_qgrid(lo, hi, bits, sym, scale, zero);
 }
 
-static void gptq_rows(void *ctx, int task, int thread)
+/* One block of columns [i1, i2) for a chunk of rows: quantize column by column, spreading each
+ * error over the block's remaining columns; the errors, scaled, go to E for the lazy update. */
+static void gptq_block_rows(void *ctx, int task, int thread)
 {
+    (void)thread;
     gptq_job *j = ctx;
     int r0 = task * GPTQ_ROWS_PER_TASK;
     int r1 = r0 + GPTQ_ROWS_PER_TASK < j->rows ? r0 + GPTQ_ROWS_PER_TASK : j->rows;
-    int cols = j->cols, ng = j->out->n_groups;
-    float *E = j->err_buf + (size_t)thread * GPTQ_ROWS_PER_TASK * GPTQ_BLOCK;
+    int cols = j->cols, ng = j->out->n_groups, i1 = j->i1, i2 = j->i2;
     double loss = 0;
-    for (int i1 = 0; i1 < cols; i1 += GPTQ_BLOCK) {
-        int i2 = i1 + GPTQ_BLOCK < cols ? i1 + GPTQ_BLOCK : cols;
+    for (int r = r0; r < r1; r++) {
+        float *w = j->Wp + (size_t)r * cols;
+        float *sc = j->out->scale + (size_t)r * ng;
+        uint8_t *zp = j->out->zero + (size_t)r * ng;
+        float *er = j->E + (size_t)r * GPTQ_BLOCK;
         for (int i = i1; i < i2; i++) {
             const float *u = j->U + (size_t)i * cols;
-            float d = u[i];
             int g = j->group_of[i];
-            for (int r = r0; r < r1; r++) {
-                float *w = j->Wp + (size_t)r * cols;
-                float *sc = j->out->scale + (size_t)r * ng;
-                uint8_t *zp = j->out->zero + (size_t)r * ng;
-                if (j->dynamic_groups && i % j->gs == 0) {
-                    int n = i + j->gs < cols ? j->gs : cols - i;
-                    group_grid(w + i, n, j->bits, j->sym, &sc[g], &zp[g]);
-                }
-                float x = w[i];
-                uint8_t q = lb_qcode(x, sc[g], zp[g], j->bits);
-                float dq = sc[g] * ((float)q - (float)zp[g]);
-                j->out->q[(size_t)r * cols + j->perm[i]] = q;
-                float e = (x - dq) / d;
-                loss += 0.5 * (double)e * e;
-                for (int c = i + 1; c < i2; c++)
-                    w[c] -= e * u[c];
-                E[(r - r0) * GPTQ_BLOCK + (i - i1)] = e;
+            if (j->dynamic_groups && i % j->gs == 0) {
+                int n = i + j->gs < cols ? j->gs : cols - i;
+                group_grid(w + i, n, j->bits, j->sym, &sc[g], &zp[g]);
             }
-        }
-        if (i2 == cols)
-            continue;
-        for (int r = r0; r < r1; r++) {
-            float *w = j->Wp + (size_t)r * cols;
-            const float *er = E + (r - r0) * GPTQ_BLOCK;
-            for (int k = 0; k < i2 - i1; k++) {
-                const float *u = j->U + (size_t)(i1 + k) * cols;
-                float e = er[k];
-                for (int c = i2; c < cols; c++)
-                    w[c] -= e * u[c];
-            }
+            float x = w[i];
+            uint8_t q = lb_qcode(x, sc[g], zp[g], j->bits);
+            float dq = sc[g] * ((float)q - (float)zp[g]);
+            j->out->q[(size_t)r * cols + j->perm[i]] = q;
+            float e = (x - dq) / u[i];
+            loss += 0.5 * (double)e * e;
+            for (int c = i + 1; c < i2; c++)
+                w[c] -= e * u[c];
+            er[i - i1] = e;
         }
     }
-    j->task_loss[task] = loss;
+    j->task_loss[task] += loss;
 }
 
 /* The upper Cholesky factor U of (H + λI)⁻¹ (H⁻¹ = UᵀU), in double; λ grows tenfold when the
@@ -206,22 +196,30 @@ int lb_gptq_quantize(const float *W, const float *H, int rows, int cols, int bit
     free(dead);
 
     int n_tasks = (rows + GPTQ_ROWS_PER_TASK - 1) / GPTQ_ROWS_PER_TASK;
-    int n_threads = pool ? lb_pool_size(pool) : 1;
     gptq_job job = {U, Wp, perm, rows, cols, bits, gs, sym, dynamic, group_of, out,
                     lb_calloc((size_t)n_tasks, sizeof(double)),
-                    lb_malloc((size_t)n_threads * GPTQ_ROWS_PER_TASK * GPTQ_BLOCK *
-                              sizeof(float))};
-    if (pool)
-        lb_pool_run(pool, n_tasks, gptq_rows, &job);
-    else
-        for (int t = 0; t < n_tasks; t++)
-            gptq_rows(&job, t, 0);
+                    lb_malloc((size_t)rows * GPTQ_BLOCK * sizeof(float)), 0, 0};
+    for (int i1 = 0; i1 < cols; i1 += GPTQ_BLOCK) {
+        int i2 = i1 + GPTQ_BLOCK < cols ? i1 + GPTQ_BLOCK : cols;
+        job.i1 = i1;
+        job.i2 = i2;
+        if (pool)
+            lb_pool_run(pool, n_tasks, gptq_block_rows, &job);
+        else
+            for (int t = 0; t < n_tasks; t++)
+                gptq_block_rows(&job, t, 0);
+        /* Lazy batch update of every later column at once: W[:, i2:] -= E · U[i1:i2, i2:]. */
+        if (i2 < cols)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - i2, i2 - i1,
+                        -1.0f, job.E, GPTQ_BLOCK, U + (size_t)i1 * cols + i2, cols, 1.0f,
+                        Wp + i2, cols);
+    }
     double total = 0;
     for (int t = 0; t < n_tasks; t++)
         total += job.task_loss[t];
     *loss = total;
     free(job.task_loss);
-    free(job.err_buf);
+    free(job.E);
     free(Wp);
     free(perm);
     free(group_of);

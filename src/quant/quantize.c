@@ -258,7 +258,65 @@ typedef struct {
     const lb_quant_opts *o;
     lb_pool *pool;
     lb_quant_report *rep;
+    lb_qweight pending[LIN_COUNT];   /* this block's results, until they go into the model */
 } run_ctx;
+
+/* Keeps a block's quantized matrix (taking ownership) until the block is finished. */
+static void stage(run_ctx *rc, int i, lb_qweight *qw)
+{
+    lb_qweight_free(&rc->pending[i]);
+    rc->pending[i] = *qw;
+    memset(qw, 0, sizeof *qw);
+}
+
+/* Puts the block's staged matrices into the model (or only drops them after a failure). */
+static int commit_block(run_ctx *rc, linear *lin, int status, lb_error *err)
+{
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (rc->pending[i].q && !status)
+            status = commit(rc->m, &lin[i], &rc->pending[i], rc->o->fake, err);
+        lb_qweight_free(&rc->pending[i]);
+    }
+    return status;
+}
+
+/* The next block's inputs come from this block run with its quantized weights expanded to
+ * fp32, as in the GPTQ paper (and fast through BLAS). The tensors are pointed at the expanded
+ * values for the run and restored afterwards; nothing of the model is replaced yet. */
+typedef struct {
+    lb_tensor saved[LIN_COUNT];
+    float *values[LIN_COUNT];
+} expanded_block;
+
+static void expand_block(run_ctx *rc, linear *lin, expanded_block *x)
+{
+    for (int i = 0; i < LIN_COUNT; i++) {
+        x->values[i] = NULL;
+        if (!rc->pending[i].q || !lin[i].t)
+            continue;
+        lb_tensor *t = lin[i].t;
+        size_t n = (size_t)lin[i].rows * (size_t)lin[i].cols;
+        x->values[i] = lb_malloc(n * sizeof(float));
+        lb_qweight_dequant(&rc->pending[i], x->values[i]);
+        x->saved[i] = *t;
+        t->type = LB_TYPE_F32;
+        t->data = x->values[i];
+        t->nbytes = n * sizeof(float);
+        t->qlayout = NULL;
+    }
+}
+
+static void restore_block(linear *lin, expanded_block *x)
+{
+    for (int i = 0; i < LIN_COUNT; i++)
+        if (x->values[i]) {
+            *lin[i].t = x->saved[i];
+            free(x->values[i]);
+            x->values[i] = NULL;
+        }
+}
+
+#define REPORT_ROWS 128
 
 static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, const float *H,
                          double gptq_loss)
@@ -272,12 +330,23 @@ static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, co
     q->gptq_loss = gptq_loss;
     q->rel_error = NAN;
     if (H) {
-        float *deq = lb_malloc((size_t)li->rows * (size_t)li->cols * sizeof(float));
+        /* Measured on at most REPORT_ROWS evenly spaced rows: the figure is a ratio, and the
+         * full product would cost as much as GPTQ itself on a large layer. */
+        int step = (li->rows + REPORT_ROWS - 1) / REPORT_ROWS, n = 0, cols = li->cols;
+        float *deq = lb_malloc((size_t)li->rows * (size_t)cols * sizeof(float));
+        float *a = lb_malloc((size_t)REPORT_ROWS * (size_t)cols * sizeof(float));
+        float *b = lb_malloc((size_t)REPORT_ROWS * (size_t)cols * sizeof(float));
         lb_qweight_dequant(qw, deq);
-        double e = lb_quant_hessian_error(li->W, deq, H, li->rows, li->cols);
-        double base = lb_quant_hessian_error(li->W, NULL, H, li->rows, li->cols);
+        for (int r = 0; r < li->rows; r += step, n++) {
+            memcpy(a + (size_t)n * cols, li->W + (size_t)r * cols, (size_t)cols * sizeof(float));
+            memcpy(b + (size_t)n * cols, deq + (size_t)r * cols, (size_t)cols * sizeof(float));
+        }
+        double e = lb_quant_hessian_error(a, b, H, n, cols);
+        double base = lb_quant_hessian_error(a, NULL, H, n, cols);
         q->rel_error = base > 0 ? e / base : 0.0;
         free(deq);
+        free(a);
+        free(b);
     }
     rep->n_weights += (int64_t)li->rows * li->cols;
 }
@@ -329,10 +398,7 @@ static int block_rtn(run_ctx *rc, linear *lin, lb_error *err)
         lb_qweight qw;
         lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, o->bits, o->group_size, o->sym, &qw);
         report_layer(rc, &lin[i], &qw, NULL, NAN);
-        int r = commit(rc->m, &lin[i], &qw, o->fake, err);
-        lb_qweight_free(&qw);
-        if (r)
-            return -1;
+        stage(rc, i, &qw);
     }
     return 0;
 }
@@ -351,10 +417,7 @@ static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err
                              &loss, err))
             return lb_fail_prefix(err, "%s: ", lin[i].t->name);
         report_layer(rc, &lin[i], &qw, H, loss);
-        int r = commit(rc->m, &lin[i], &qw, o->fake, err);
-        lb_qweight_free(&qw);
-        if (r)
-            return -1;
+        stage(rc, i, &qw);
     }
     return 0;
 }
@@ -443,10 +506,7 @@ static int block_awq(run_ctx *rc, int l, linear *lin, capture_state *cs, lb_erro
             lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, o->bits, o->group_size, o->sym,
                            &qw);
         report_layer(rc, &lin[i], &qw, H, NAN);
-        int r = commit(m, &lin[i], &qw, o->fake, err);
-        lb_qweight_free(&qw);
-        if (r)
-            goto fail;
+        stage(rc, i, &qw);
     }
     free(s);
     return 0;
@@ -499,10 +559,7 @@ static int block_smoothquant(run_ctx *rc, int l, linear *lin, capture_state *cs,
         lb_qweight_rtn(lin[i].W, lin[i].rows, lin[i].cols, 8, 0, true, &qw);
         qw.w8a8 = true;
         report_layer(rc, &lin[i], &qw, NULL, NAN);
-        int r = commit(m, &lin[i], &qw, o->fake, err);
-        lb_qweight_free(&qw);
-        if (r)
-            return -1;
+        stage(rc, i, &qw);
     }
     return 0;
 }
@@ -575,7 +632,11 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
     rep->layers = lb_calloc((size_t)c->n_layers * LIN_COUNT, sizeof(lb_quant_layer));
     lb_progress *bar = o->progress ? lb_progress_start("quantize", (uint64_t)c->n_layers,
                                                        "blocks") : NULL;
-    run_ctx rc = {m, o, NULL, rep};
+    run_ctx rc;
+    memset(&rc, 0, sizeof rc);
+    rc.m = m;
+    rc.o = o;
+    rc.rep = rep;
     linear lin[LIN_COUNT];
     memset(lin, 0, sizeof lin);
     int status = 0;
@@ -587,6 +648,7 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             for (int i = 0; i < LIN_COUNT; i++)
                 linear_load(&lin[i], layer_linear(&m->layers[l], i));
             status = block_rtn(&rc, lin, err);
+            status = commit_block(&rc, lin, status, err);
             free_linears(lin);
             lb_progress_update(bar, (uint64_t)l + 1);
         }
@@ -606,6 +668,7 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
         return -1;
     }
     rc.pool = lb_engine_pool(e);
+    lb_engine_set_gemm(e, true);
     int *pos = lb_malloc((size_t)L * sizeof(int));
     int *seq = lb_calloc((size_t)L, sizeof(int));
     for (int t = 0; t < L; t++)
@@ -646,12 +709,16 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             status = block_awq(&rc, l, lin, &cs, err);
         else
             status = block_smoothquant(&rc, l, lin, &cs, err);
-        free_linears(lin);
         /* The next block's inputs: this block's outputs with its quantized weights. */
+        expanded_block xb;
+        expand_block(&rc, lin, &xb);
         for (int s = 0; s < S && !status; s++) {
             lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
             status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
         }
+        restore_block(lin, &xb);
+        status = commit_block(&rc, lin, status, err);
+        free_linears(lin);
         lb_progress_update(bar, (uint64_t)l + 1);
     }
     lb_progress_finish(bar);

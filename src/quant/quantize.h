@@ -55,7 +55,8 @@ int lb_quant_check(const lb_quant_opts *o, lb_error *err);
 typedef struct {
     char name[LB_MAX_NAME];
     int rows, cols;
-    /* Relative output error on the calibration inputs, tr(ΔW H ΔWᵀ) / tr(W H Wᵀ); NaN for RTN,
+    /* Relative output error on the calibration inputs, tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) over up to 128
+     * evenly spaced rows; NaN for RTN,
      * which sees no inputs. */
     double rel_error;
     /* GPTQ's own loss, Σ (w − q)² / (2·[H⁻¹]_ii²) over the layer; NaN for other methods. */
