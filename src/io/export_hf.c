@@ -659,6 +659,9 @@ int lb_export_hf(const lb_model *m, const char *dir, lb_hf_format fmt,
     if (m->cfg.arch != LB_ARCH_LLAMA)
         return lb_fail(err, "%s: %s models cannot be exported to Hugging Face layouts yet "
                        "(Llama family only)", m->path, m->cfg.arch_name);
+    if (m->cfg.rope_scaling_factor != 0)
+        return lb_fail(err, "%s: RoPE frequency scaling is not written to config.json yet; "
+                       "this model cannot be exported to a Hugging Face layout", m->path);
     struct stat sb;
     if (stat(dir, &sb) == 0)
         return lb_fail(err, "%s: already exists; remove it or choose another output directory",
