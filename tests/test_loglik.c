@@ -112,25 +112,30 @@ int main(void)
         {"Once upon a time, there was a little girl named", " Max."},
         {"Once upon a time, there was a little girl named", " Lily who loved to play."},
         {"Once upon a time, there was a little girl named", " a big red ball"},
+        {"Once upon a time, there was a little girl named", " Sue."},
+        {"Once upon a time, there was a little girl named", " Tom."},
         {"One day, she saw a big, red ball.", " She wanted to play with it."},
         {"Tom and Sue went to the park. Tom", " was happy."},
         {"Tom and Sue went to the park. Sue", " was happy."},
         {"", "Once upon a time"},
     };
-    const int first[] = {0, 4, 5, 7, 8};
-    const int n_groups = 4, n_req = 8;
-    lb_ll_request reqs[8];
+    /* Group 1 repeats group 0's context: when it lands in the slot group 0 used, it starts
+     * from the prefix already in the cache. */
+    const int first[] = {0, 4, 6, 7, 9, 10};
+    const int n_groups = 5, n_req = 10;
+    lb_ll_request reqs[10];
     for (int i = 0; i < n_req; i++)
         CHECK(lb_ll_encode(tok, texts[i][0], texts[i][1], true, &reqs[i], &err) == 0, "%s",
               err.msg);
 
     for (int pass = 0; pass < 3; pass++) {
-        /* 0: all groups in one pass; 1: a budget of 8 tokens, one group per pass; 2: a context
-         * of 12 tokens so the long requests lose their left end. */
+        /* 0: all groups in one pass; 1: a budget of 8 tokens, one group per pass, so each
+         * group finds the previous one's prefix in its slot; 2: a context of 12 tokens so the
+         * long requests lose their left end. */
         int n_ctx = pass == 2 ? 12 : 0, budget = pass == 1 ? 8 : 0;
         lb_engine *e;
-        CHECK(lb_engine_create(m, n_ctx, 4, 1, &e, &err) == 0, "%s", err.msg);
-        lb_ll_result out[8];
+        CHECK(lb_engine_create(m, n_ctx, pass == 1 ? 1 : 4, 1, &e, &err) == 0, "%s", err.msg);
+        lb_ll_result out[10];
         CHECK(lb_ll_score(e, reqs, first, n_groups, budget, NULL, out, &err) == 0, "%s", err.msg);
         int greedy_seen = 0;
         for (int i = 0; i < n_req; i++) {

@@ -148,6 +148,12 @@ int lb_ll_score(lb_engine *e, const lb_ll_request *reqs, const int *first, int n
     }
     view *views = lb_malloc((size_t)(n_req ? n_req : 1) * sizeof(view));
     int *shared = lb_malloc((size_t)(n_groups ? n_groups : 1) * sizeof(int));
+    int *reuse = lb_calloc((size_t)(n_groups ? n_groups : 1), sizeof(int));
+    /* What each slot's cache holds at positions 0.. from its last group (its shared prefix: the
+     * tails overwrote what came after). A group whose prefix starts the same way (MMLU's
+     * few-shot examples, TruthfulQA's primer) starts from there instead of position 0. */
+    const int **slot_tok = lb_calloc((size_t)n_seq, sizeof(int *));
+    int *slot_len = lb_calloc((size_t)n_seq, sizeof(int));
     for (int r = 0; r < n_req; r++)
         views[r] = make_view(&reqs[r], n_ctx);
     for (int g = 0; g < n_groups; g++)
@@ -167,17 +173,28 @@ int lb_ll_score(lb_engine *e, const lb_ll_request *reqs, const int *first, int n
         /* A pack: consecutive groups, one slot each, within the token budget. */
         int g1 = g0, budget = 0, passes = 0;
         while (g1 < n_groups && g1 - g0 < n_seq) {
+            int slot = g1 - g0, S = shared[g1], keep = 0;
+            const int *head = S > 0 ? views[first[g1]].tok : NULL;
+            /* The last shared token is always run again: its logits may be needed. */
+            while (head && keep < S - 1 && keep < slot_len[slot] &&
+                   slot_tok[slot][keep] == head[keep])
+                keep++;
+            reuse[g1] = keep;
             int longest = 0;
             for (int r = first[g1]; r < first[g1 + 1]; r++)
                 if (views[r].len - 1 - shared[g1] > longest)
                     longest = views[r].len - 1 - shared[g1];
-            int cost = shared[g1] + longest;
+            int cost = shared[g1] - reuse[g1] + longest;
             if (g1 > g0 && budget + cost > max_tokens)
                 break;
             budget += cost;
             if (first[g1 + 1] - first[g1] > passes)
                 passes = first[g1 + 1] - first[g1];
             g1++;
+        }
+        for (int g = g0; g < g1; g++) {
+            slot_tok[g - g0] = views[first[g]].tok;
+            slot_len[g - g0] = shared[g];
         }
         /* Pass j runs the shared prefix (j == 0) and the j-th request's tail of every group. */
         for (int j = 0; j < passes && rc == 0; j++) {
@@ -188,7 +205,7 @@ int lb_ll_score(lb_engine *e, const lb_ll_request *reqs, const int *first, int n
                 if (j >= nr)
                     continue;
                 if (j == 0)
-                    for (int i = 0; i < S; i++) {
+                    for (int i = reuse[g]; i < S; i++) {
                         lb_ivec_push(&tok, views[first[g]].tok[i]);
                         lb_ivec_push(&pos, i);
                         lb_ivec_push(&seq, slot);
@@ -222,10 +239,10 @@ int lb_ll_score(lb_engine *e, const lb_ll_request *reqs, const int *first, int n
                     for (int r = first[g]; r < first[g + 1]; r++)
                         count += views[r].first == S;
                     if (count) {
-                        want[t + S - 1] = true;
+                        want[t + S - reuse[g] - 1] = true;
                         uses[n_uses++] = (row_use){first[g], g, 1};
                     }
-                    t += S;
+                    t += S - reuse[g];
                 }
                 int r = first[g] + j;
                 const view *v = &views[r];
@@ -272,6 +289,9 @@ int lb_ll_score(lb_engine *e, const lb_ll_request *reqs, const int *first, int n
     }
     free(views);
     free(shared);
+    free(reuse);
+    free(slot_tok);
+    free(slot_len);
     lb_ivec_free(&tok);
     lb_ivec_free(&pos);
     lb_ivec_free(&seq);
