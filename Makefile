@@ -17,7 +17,8 @@ build:
 	@cmake --build $(BUILD) -j $(JOBS)
 
 demo: deps build
-	$(BUILD)/lowbit generate -m $(SHARED)/models/stories260K.gguf -n 256 --temp 0
+	$(BUILD)/lowbit generate -m $(SHARED)/models/stories260K.gguf -n 60 --temp 0
+	$(BUILD)/lowbit pipeline configs/pipeline.yaml --out out
 
 # The suite as CI runs it: warnings are errors, then once more under the sanitizers.
 test: deps

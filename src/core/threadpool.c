@@ -131,6 +131,10 @@ void lb_pool_run(lb_pool *p, int n_tasks, lb_task_fn fn, void *ctx)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, 0);
-    while (atomic_load(&p->active) > 0)
-        ;   /* the other threads are finishing their last task */
+    /* The other threads are finishing their last task: spin briefly, then yield, so a worker
+     * that lost its core (more threads than cores on a busy machine) gets it back instead of
+     * waiting out this thread's whole time slice. */
+    for (int spin = 0; atomic_load(&p->active) > 0; spin++)
+        if (spin > 64)
+            sched_yield();
 }
