@@ -133,11 +133,7 @@ int cmd_kld(int argc, char **argv)
         return 1;
     }
     lb_ppl_options po = lb_ppl_defaults();
-    if (strcmp(mode, "llamacpp") == 0)
-        po.mode = LB_PPL_LLAMACPP;
-    else if (strcmp(mode, "hf") == 0)
-        po.mode = LB_PPL_HF;
-    else {
+    if (lb_ppl_mode_parse(mode, &po.mode)) {
         fprintf(stderr, "kld: --mode is '%s', expected llamacpp or hf\n", mode);
         return 1;
     }

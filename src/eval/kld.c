@@ -118,10 +118,8 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
         lb_ppl_check(base, opts, err))
         return -1;
     int n_vocab = mb->cfg.vocab_size;
-    for (int64_t i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return lb_fail(err, "token %lld is id %d, outside the vocabulary (0..%d)",
-                           (long long)i, tokens[i], n_vocab - 1);
+    if (lb_ppl_check_tokens(tokens, n_tokens, n_vocab, err))
+        return -1;
     lb_ppl_window *w;
     int n_w;
     if (lb_ppl_plan(n_tokens, opts, &w, &n_w, err))

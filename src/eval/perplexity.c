@@ -45,6 +45,26 @@ int lb_ppl_check(const lb_engine *e, const lb_ppl_options *o, lb_error *err)
     return 0;
 }
 
+int lb_ppl_mode_parse(const char *name, lb_ppl_mode *out)
+{
+    if (strcmp(name, "llamacpp") == 0)
+        *out = LB_PPL_LLAMACPP;
+    else if (strcmp(name, "hf") == 0)
+        *out = LB_PPL_HF;
+    else
+        return -1;
+    return 0;
+}
+
+int lb_ppl_check_tokens(const int *tokens, int64_t n_tokens, int n_vocab, lb_error *err)
+{
+    for (int64_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return lb_fail(err, "token %lld is id %d, outside the vocabulary (0..%d)",
+                           (long long)i, tokens[i], n_vocab - 1);
+    return 0;
+}
+
 int lb_ppl_plan(int64_t n_tokens, const lb_ppl_options *o, lb_ppl_window **out, int *n_out,
                 lb_error *err)
 {
@@ -177,10 +197,8 @@ int lb_perplexity(lb_engine *e, const int *tokens, int64_t n_tokens, const lb_pp
     if (lb_ppl_check(e, opts, err))
         return -1;
     int n_vocab = lb_engine_model(e)->cfg.vocab_size;
-    for (int64_t i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return lb_fail(err, "token %lld is id %d, outside the vocabulary (0..%d)",
-                           (long long)i, tokens[i], n_vocab - 1);
+    if (lb_ppl_check_tokens(tokens, n_tokens, n_vocab, err))
+        return -1;
     lb_ppl_window *w;
     int n_w;
     if (lb_ppl_plan(n_tokens, opts, &w, &n_w, err))

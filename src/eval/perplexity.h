@@ -54,6 +54,12 @@ lb_ppl_options lb_ppl_defaults(void);   /* llamacpp, ctx 512, everything else 0/
 /* Checks ctx/stride/mode against each other and the engine; a one-line error names the option. */
 int lb_ppl_check(const lb_engine *e, const lb_ppl_options *o, lb_error *err);
 
+/* "llamacpp" or "hf" into *out; -1 for any other name. */
+int lb_ppl_mode_parse(const char *name, lb_ppl_mode *out);
+
+/* Fails, naming the first token and its id, when a token is outside 0 .. n_vocab - 1. */
+int lb_ppl_check_tokens(const int *tokens, int64_t n_tokens, int n_vocab, lb_error *err);
+
 /* The plan both perplexity and KL divergence follow: one window per chunk. A window feeds
  * tokens[start .. start+len) at positions 0 .. len-1 (the first replaced by bos when bos >= 0)
  * and scores the tokens at positions first .. len-1, each predicted from the row before it. */
