@@ -108,53 +108,39 @@ static char *capitalize(const char *s)
     return c;
 }
 
+/* One item of the original jsonl: "activity_label: ctx_a Ctx_b" and four endings. */
+static int jsonl_item(json_t *o, const char *path, int line, lb_mc_task *t, lb_error *err)
+{
+    const char *label_text, *ctx_a, *ctx_b;
+    long gold;
+    json_t *endings;
+    if (task_json_str(o, "activity_label", path, line, &label_text, err) ||
+        task_json_str(o, "ctx_a", path, line, &ctx_a, err) ||
+        task_json_str(o, "ctx_b", path, line, &ctx_b, err) ||
+        task_json_strings(o, "endings", path, line, LB_MC_MAX_CHOICES, &endings, err) ||
+        task_json_int(o, "label", path, line, &gold, err))
+        return -1;
+    if (json_array_size(endings) != 4)
+        return lb_fail(err, "%s:%d: expected 4 endings, found %zu", path, line,
+                       json_array_size(endings));
+    if (gold < 0 || gold > 3)
+        return lb_fail(err, "%s:%d: label %ld is not an index of the 4 endings", path, line, gold);
+    char *cap = capitalize(ctx_b);
+    lb_buf q = {0};
+    lb_buf_appendf(&q, "%s: %s %s", label_text, ctx_a, cap);
+    free(cap);
+    lb_mc_item *it = lb_mc_add_item(t, 4, (int)gold);
+    it->context = lb_hellaswag_preprocess(lb_buf_cstr(&q));
+    lb_buf_free(&q);
+    for (int c = 0; c < 4; c++) {
+        char *e = lb_hellaswag_preprocess(json_string_value(json_array_get(endings, c)));
+        lb_mc_set_choice(it, c, NULL, " ", e);
+        free(e);
+    }
+    return 0;
+}
+
 int lb_task_hellaswag_jsonl(const char *path, lb_mc_task *t, lb_error *err)
 {
-    task_lines l;
-    if (task_lines_open(&l, path, err))
-        return -1;
-    char *s;
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && task_next_line(&l, &s, &n)) {
-        if (n == 0)
-            continue;
-        json_t *o = task_json_object(path, l.line, s, n, err);
-        if (!o) {
-            rc = -1;
-            break;
-        }
-        const char *label_text, *ctx_a, *ctx_b;
-        long gold;
-        json_t *endings;
-        if (task_json_str(o, "activity_label", path, l.line, &label_text, err) ||
-            task_json_str(o, "ctx_a", path, l.line, &ctx_a, err) ||
-            task_json_str(o, "ctx_b", path, l.line, &ctx_b, err) ||
-            task_json_strings(o, "endings", path, l.line, LB_MC_MAX_CHOICES, &endings, err) ||
-            task_json_int(o, "label", path, l.line, &gold, err)) {
-            rc = -1;
-        } else if (json_array_size(endings) != 4) {
-            rc = lb_fail(err, "%s:%d: expected 4 endings, found %zu", path, l.line,
-                         json_array_size(endings));
-        } else if (gold < 0 || gold > 3) {
-            rc = lb_fail(err, "%s:%d: label %ld is not an index of the 4 endings", path, l.line,
-                         gold);
-        } else {
-            char *cap = capitalize(ctx_b);
-            lb_buf q = {0};
-            lb_buf_appendf(&q, "%s: %s %s", label_text, ctx_a, cap);
-            free(cap);
-            lb_mc_item *it = lb_mc_add_item(t, 4, (int)gold);
-            it->context = lb_hellaswag_preprocess(lb_buf_cstr(&q));
-            lb_buf_free(&q);
-            for (int c = 0; c < 4; c++) {
-                char *e = lb_hellaswag_preprocess(json_string_value(json_array_get(endings, c)));
-                lb_mc_set_choice(it, c, NULL, " ", e);
-                free(e);
-            }
-        }
-        json_decref(o);
-    }
-    task_lines_close(&l);
-    return rc;
+    return task_jsonl_each(path, t, jsonl_item, err);
 }

@@ -93,23 +93,5 @@ static int record(json_t *o, const char *path, int line, lb_mc_task *t, lb_error
 
 int lb_task_icl(const char *path, lb_mc_task *t, lb_error *err)
 {
-    task_lines l;
-    if (task_lines_open(&l, path, err))
-        return -1;
-    char *s;
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && task_next_line(&l, &s, &n)) {
-        if (n == 0)
-            continue;
-        json_t *o = task_json_object(path, l.line, s, n, err);
-        if (!o) {
-            rc = -1;
-            break;
-        }
-        rc = record(o, path, l.line, t, err);
-        json_decref(o);
-    }
-    task_lines_close(&l);
-    return rc;
+    return task_jsonl_each(path, t, record, err);
 }

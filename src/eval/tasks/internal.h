@@ -4,6 +4,7 @@
 #define LB_TASKS_INTERNAL_H
 
 #include "core/error.h"
+#include "eval/multichoice.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,6 +28,10 @@ void task_lines_close(task_lines *l);
 
 /* Parses one jsonl line as an object. */
 json_t *task_json_object(const char *path, int line, const char *s, size_t n, lb_error *err);
+/* Calls item for the object on each non-empty line of a jsonl file, in order, stopping at the
+ * first failure (bad JSON or item's own error). */
+typedef int (*task_jsonl_fn)(json_t *o, const char *path, int line, lb_mc_task *t, lb_error *err);
+int task_jsonl_each(const char *path, lb_mc_task *t, task_jsonl_fn item, lb_error *err);
 /* Field getters: fail naming path:line and the field when it is missing or of another type. */
 int task_json_str(json_t *o, const char *key, const char *path, int line, const char **out,
                   lb_error *err);

@@ -61,6 +61,29 @@ json_t *task_json_object(const char *path, int line, const char *s, size_t n, lb
     return o;
 }
 
+int task_jsonl_each(const char *path, lb_mc_task *t, task_jsonl_fn item, lb_error *err)
+{
+    task_lines l;
+    if (task_lines_open(&l, path, err))
+        return -1;
+    char *s;
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && task_next_line(&l, &s, &n)) {
+        if (n == 0)
+            continue;
+        json_t *o = task_json_object(path, l.line, s, n, err);
+        if (!o) {
+            rc = -1;
+            break;
+        }
+        rc = item(o, path, l.line, t, err);
+        json_decref(o);
+    }
+    task_lines_close(&l);
+    return rc;
+}
+
 int task_json_str(json_t *o, const char *key, const char *path, int line, const char **out,
                   lb_error *err)
 {
