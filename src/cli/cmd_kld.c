@@ -2,6 +2,7 @@
  * over a text, with the figures llama-perplexity --kl-divergence reports. */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/log.h"
 #include "eval/dataset.h"
 #include "eval/kld.h"
@@ -199,9 +200,12 @@ int cmd_kld(int argc, char **argv)
         write_json(&r, model, weights_format(mq), base, base_name(file), ctx, mode);
     else {
         print_text(&r);
+        char procs[48] = "";
+        if (lb_dist_active())
+            snprintf(procs, sizeof procs, ", %d processes", lb_dist_size());
         printf("\n%s mode, ctx %d, %d chunks: %lld tokens scored in %.2f s (%.0f tokens/s "
-               "through each model)\n", mode, ctx, r.n_chunks, (long long)r.n, r.seconds,
-               r.tokens_per_s);
+               "through each model%s)\n", mode, ctx, r.n_chunks, (long long)r.n, r.seconds,
+               r.tokens_per_s, procs);
     }
     status = 0;
 done:

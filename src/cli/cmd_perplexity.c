@@ -2,6 +2,7 @@
  * convention (comparable with llama-perplexity) or the GPTQ/Hugging Face one. */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/log.h"
 #include "eval/dataset.h"
 #include "eval/perplexity.h"
@@ -167,16 +168,23 @@ int cmd_perplexity(int argc, char **argv)
         lb_result_param(&r, "tokens_per_second", json_real(res.tokens_per_s));
         lb_result_param(&r, "batch", json_integer(n_seq));
         lb_result_param(&r, "threads", json_integer(lb_pool_size(lb_engine_pool(e))));
+        if (lb_dist_active())
+            lb_result_param(&r, "processes", json_integer(lb_dist_size()));
         lb_results_write_json(stdout, &r, 1);
         lb_result_free(&r);
     } else {
         if (run.printed % 16)
             putchar('\n');
         printf("Final estimate: PPL = %.4f +/- %.5f\n", res.ppl, res.ppl_stderr);
+        char procs[48] = "";
+        if (lb_dist_active())
+            snprintf(procs, sizeof procs, "%d processes x ", lb_dist_size());
+        int threads_used = lb_pool_size(lb_engine_pool(e));
         printf("%s mode, ctx %d, %d chunks: %lld tokens scored, %lld evaluated in %.2f s "
-               "(%.0f tokens/s, %d threads, %d chunks per pass)\n",
+               "(%.0f tokens/s, %s%d thread%s, %d chunks per pass)\n",
                mode, ctx, res.n_chunks, (long long)res.n_scored, (long long)res.n_tokens,
-               res.seconds, res.tokens_per_s, lb_pool_size(lb_engine_pool(e)), n_seq);
+               res.seconds, res.tokens_per_s, procs, threads_used, threads_used == 1 ? "" : "s",
+               n_seq);
     }
     lb_engine_free(e);
     free(ids);

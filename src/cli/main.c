@@ -54,6 +54,10 @@ int main(int argc, char **argv)
             /* Under mpirun every rank runs the same command; the commands that can split
              * their work ask lb_dist_* for their share, the others run whole on each rank. */
             lb_dist_init(&argc, &argv);
+            /* What a command prints is the first process's to say: the others compute the
+             * same figures (or their share of them) and keep quiet. Their errors still show. */
+            if (lb_dist_rank() > 0 && !freopen("/dev/null", "w", stdout))
+                fclose(stdout);
             int status = commands[i].run(argc - 1, argv + 1);
             lb_dist_finalize();
             return status;

@@ -8,18 +8,25 @@
 #ifdef LOWBIT_HAVE_MPI
 #include <mpi.h>
 
-static int g_rank, g_size = 1;
+static int g_rank, g_size = 1, g_local_size = 1;
 static bool g_joined;
 
 /* Open MPI, MPICH and Slurm launchers each leave their mark in the environment; a plain
  * `lowbit ...` does not initialize MPI at all, so it starts as fast as without it. */
+static const char *const launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
+                                            "MPI_LOCALNRANKS"};
+
 static bool launched_by_mpi(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
-                                       "MPI_LOCALNRANKS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (getenv(vars[i])) return true;
+    for (size_t i = 0; i < sizeof launcher_vars / sizeof launcher_vars[0]; i++)
+        if (getenv(launcher_vars[i])) return true;
     return false;
+}
+
+void lb_dist_detach_env(void)
+{
+    for (size_t i = 0; i < sizeof launcher_vars / sizeof launcher_vars[0]; i++)
+        unsetenv(launcher_vars[i]);
 }
 
 void lb_dist_init(int *argc, char ***argv)
@@ -33,6 +40,12 @@ void lb_dist_init(int *argc, char ***argv)
     g_joined = true;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &g_local_size);
+        MPI_Comm_free(&node);
+    }
 }
 
 void lb_dist_finalize(void)
@@ -43,6 +56,7 @@ void lb_dist_finalize(void)
 
 int lb_dist_rank(void) { return g_rank; }
 int lb_dist_size(void) { return g_size; }
+int lb_dist_local_size(void) { return g_local_size; }
 bool lb_dist_active(void) { return g_size > 1; }
 
 /* MPI counts are ints: large arrays go in slices. */
@@ -91,6 +105,45 @@ int lb_dist_bcast_int(int v)
     return v;
 }
 
+int lb_dist_agree(int rc, lb_error *err)
+{
+    if (g_size <= 1) return rc;
+    /* The smallest failing rank, or g_size when none failed. */
+    int mine = rc ? g_rank : g_size, first;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return lb_fail(err, "MPI_Allreduce failed on rank %d", g_rank);
+    if (first == g_size) return 0;
+    if (!rc) lb_fail(err, "process %d of %d failed (its message is above)", first, g_size);
+    return -1;
+}
+
+int lb_dist_send(int to, const int *v, int n)
+{
+    if (MPI_Send(v, n, MPI_INT, to, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+        fprintf(stderr, "lowbit: MPI_Send from rank %d to %d failed\n", g_rank, to);
+        return -1;
+    }
+    return 0;
+}
+
+int lb_dist_recv(int *from, int *v, int n)
+{
+    MPI_Status st;
+    if (MPI_Recv(v, n, MPI_INT, MPI_ANY_SOURCE, 0, MPI_COMM_WORLD, &st) != MPI_SUCCESS) {
+        fprintf(stderr, "lowbit: MPI_Recv on rank %d failed\n", g_rank);
+        return -1;
+    }
+    *from = st.MPI_SOURCE;
+    return 0;
+}
+
+bool lb_dist_poll(void)
+{
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, 0, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    return flag != 0;
+}
+
 const char *lb_dist_backend(void)
 {
     static char name[96];
@@ -111,12 +164,18 @@ void lb_dist_init(int *argc, char ***argv) { (void)argc, (void)argv; }
 void lb_dist_finalize(void) {}
 int lb_dist_rank(void) { return 0; }
 int lb_dist_size(void) { return 1; }
+int lb_dist_local_size(void) { return 1; }
 bool lb_dist_active(void) { return false; }
 int lb_dist_merge(double *v, size_t n) { (void)v, (void)n; return 0; }
 int lb_dist_merge_counts(long long *v, size_t n) { (void)v, (void)n; return 0; }
 double lb_dist_max(double v) { return v; }
 void lb_dist_barrier(void) {}
 int lb_dist_bcast_int(int v) { return v; }
-const char *lb_dist_backend(void) { return "none"; }
+int lb_dist_agree(int rc, lb_error *err) { (void)err; return rc; }
+/* With one rank there is nobody to talk to: any message is a caller's mistake. */
+int lb_dist_send(int to, const int *v, int n) { (void)to, (void)v, (void)n; return -1; }
+int lb_dist_recv(int *from, int *v, int n) { (void)from, (void)v, (void)n; return -1; }
+bool lb_dist_poll(void) { return false; }
+void lb_dist_detach_env(void) {}
 
 #endif

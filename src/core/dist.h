@@ -10,6 +10,8 @@
 #ifndef LB_DIST_H
 #define LB_DIST_H
 
+#include "core/error.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,6 +23,7 @@ void lb_dist_finalize(void);
 int lb_dist_rank(void);
 int lb_dist_size(void);
 bool lb_dist_active(void);   /* more than one rank */
+int lb_dist_local_size(void);   /* ranks on this machine, this one included */
 
 /* Whether item i is this rank's. */
 static inline bool lb_dist_mine(long i)
@@ -38,6 +41,23 @@ double lb_dist_max(double v);
 void lb_dist_barrier(void);
 /* Broadcasts an int from rank 0 (e.g. a status that all ranks must act on). */
 int lb_dist_bcast_int(int v);
+
+/* Every rank passes its own status (0 or -1 with err set); all get -1 when any rank failed,
+ * and a rank that did not fail itself gets a message naming the first rank that did. Keeps
+ * the ranks in step: none waits in a merge that a failed rank will never reach. */
+int lb_dist_agree(int rc, lb_error *err);
+
+/* Point-to-point messages of a few ints, for work queues (the pipeline's stages): send to a
+ * rank; wait for the next message from any rank (its rank in *from); or only look whether
+ * one is waiting. Each message is n ints, the same n at both ends. -1 on an MPI failure. */
+int lb_dist_send(int to, const int *v, int n);
+int lb_dist_recv(int *from, int *v, int n);
+bool lb_dist_poll(void);
+
+/* Before exec'ing another lowbit from a rank: removes the launcher's marks from this
+ * process's environment so that the child runs as a single process instead of trying to
+ * join the MPI job as a rank. */
+void lb_dist_detach_env(void);
 
 /* "MPI (Open MPI 4.1.4)" or "none": what this build can do, for --version and reports. */
 const char *lb_dist_backend(void);

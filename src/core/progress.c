@@ -1,5 +1,6 @@
 /* Progress bar: see progress.h. */
 #include "core/progress.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -20,6 +21,8 @@ struct lb_progress {
 
 static int progress_mode(void)
 {
+    /* Under mpirun only the first process draws: the others' bars would overwrite its line. */
+    if (lb_dist_rank() > 0) return -1;
     const char *env = getenv("LOWBIT_PROGRESS");
     if (env && strcmp(env, "0") == 0) return -1;
     if (env && strcmp(env, "1") == 0) return 1;

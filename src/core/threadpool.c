@@ -1,6 +1,7 @@
 /* Thread pool: one generation counter announces each job; tasks are claimed with an atomic
  * counter so uneven tasks balance themselves. */
 #include "core/threadpool.h"
+#include "core/dist.h"
 #include "core/error.h"
 
 #include <pthread.h>
@@ -69,8 +70,19 @@ static void *worker_main(void *arg)
 
 int lb_cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    /* The cores this process may run on (taskset, a cgroup's cpuset, mpirun binding each rank
+     * to its cores), not all the machine has: more threads than cores only queue up. */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? (int)online : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        n = CPU_COUNT(&set);
+    /* Ranks of one MPI job left unbound on a machine (mpirun --oversubscribe, --bind-to none)
+     * share its cores instead of each taking all of them. */
+    int local = lb_dist_local_size();
+    if (local > 1 && n == online)
+        n = n / local > 0 ? n / local : 1;
+    return n;
 }
 
 lb_pool *lb_pool_create(int n_threads)

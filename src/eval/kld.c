@@ -1,8 +1,10 @@
 /* KL divergence and related statistics of one model against a baseline (see kld.h). Both
  * engines run the same group of chunks, their logits rows are compared in parallel (one task
- * per scored token), and the per-token figures are summed in order; only the per-token KLD and
- * Δp values are kept, for the percentiles. */
+ * per scored token), and the per-token figures are kept (the percentiles need them) and summed
+ * in order. Under mpirun the passes are shared out among the processes and the figures equal
+ * the single-process ones exactly. */
 #include "eval/kld.h"
+#include "core/dist.h"
 #include "core/progress.h"
 #include "core/timer.h"
 
@@ -29,15 +31,13 @@ int lb_kld_check_vocab(const lb_model *q, const lb_model *base, lb_error *err)
     return 0;
 }
 
-typedef struct {
-    double nll_q, nll_b, kld, dp;
-    bool same_top;
-} tok_stats;
+/* Per-token figures, one array each, indexed by the token's place among all scored tokens. */
+enum { F_NLL_Q, F_NLL_B, F_KLD, F_DP, F_SAME, N_FIGURES };
 
 typedef struct {
     const float *lq, *lb;
     const int *targets;
-    tok_stats *out;
+    double *fig[N_FIGURES];   /* at the pass's first scored token */
     int n_vocab;
 } cmp_job;
 
@@ -68,12 +68,12 @@ static void cmp_task(void *ctx, int task, int thread)
         double lpb = (double)b[i] - lse_b, lpq = (double)q[i] - lse_q;
         kld += exp(lpb) * (lpb - lpq);
     }
-    tok_stats *s = &j->out[task];
-    s->nll_q = lse_q - (double)q[t];
-    s->nll_b = lse_b - (double)b[t];
-    s->kld = kld;
-    s->dp = exp(-s->nll_q) - exp(-s->nll_b);
-    s->same_top = top_q == top_b;
+    double nll_q = lse_q - (double)q[t], nll_b = lse_b - (double)b[t];
+    j->fig[F_NLL_Q][task] = nll_q;
+    j->fig[F_NLL_B][task] = nll_b;
+    j->fig[F_KLD][task] = kld;
+    j->fig[F_DP][task] = exp(-nll_q) - exp(-nll_b);
+    j->fig[F_SAME][task] = top_q == top_b;
 }
 
 /* Mean and its standard error, as llama.cpp forms them (no error below 11 values). */
@@ -137,25 +137,26 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
     float *lq = lb_malloc(max_rows * (size_t)n_vocab * sizeof(float));
     float *lbase = lb_malloc(max_rows * (size_t)n_vocab * sizeof(float));
     int *targets = lb_malloc(max_rows * sizeof *targets);
-    tok_stats *st = lb_malloc(max_rows * sizeof *st);
 
-    int64_t n_scored = 0;
-    uint64_t total_tokens = 0;
+    /* As in perplexity: whole passes per process under mpirun, every token's figures in their
+     * slots, merged, then summed in order as one process would. */
+    int64_t *off = lb_ppl_scored_offsets(w, n_w), n_scored = off[n_w];
+    uint64_t my_tokens = 0, total_tokens = 0;
     for (int i = 0; i < n_w; i++) {
-        n_scored += w[i].len - w[i].first;
         total_tokens += (uint64_t)w[i].len;
+        if (lb_dist_mine(i / per_pass))
+            my_tokens += (uint64_t)w[i].len;
     }
-    double *klds = lb_malloc((size_t)n_scored * sizeof *klds);
-    double *dps = lb_malloc((size_t)n_scored * sizeof *dps);
-    lb_progress *pb = opts->progress ? lb_progress_start("kld", total_tokens, "tok") : NULL;
+    double *figs = lb_calloc((size_t)N_FIGURES * (size_t)(n_scored ? n_scored : 1), sizeof *figs);
+    lb_progress *pb = opts->progress ? lb_progress_start("kld", my_tokens, "tok") : NULL;
 
-    double s_q = 0, s_q2 = 0, s_b = 0, s_b2 = 0, s_qb = 0, s_k = 0, s_k2 = 0, s_d = 0, s_d2 = 0,
-           s_d4 = 0;
-    int64_t count = 0, same = 0, evaluated = 0;
+    uint64_t done = 0;
     double t0 = lb_now_ms();
     int rc = 0;
     for (int g = 0; g < n_w; g += per_pass) {
         int n = n_w - g < per_pass ? n_w - g : per_pass;
+        if (!lb_dist_mine(g / per_pass))
+            continue;
         if (lb_ppl_forward(base, tokens, w + g, n, bos_b, lbase, err) ||
             lb_ppl_forward(q, tokens, w + g, n, bos_q, lq, err)) {
             rc = -1;
@@ -165,43 +166,53 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
         for (int i = 0; i < n; i++)
             for (int p = w[g + i].first; p < w[g + i].len; p++)
                 targets[rows++] = tokens[w[g + i].start + p];
-        cmp_job job = {lq, lbase, targets, st, n_vocab};
+        cmp_job job = {lq, lbase, targets, {0}, n_vocab};
+        for (int f = 0; f < N_FIGURES; f++)
+            job.fig[f] = figs + (size_t)f * (size_t)n_scored + off[g];
         lb_pool_run(lb_engine_pool(q), rows, cmp_task, &job);
-        for (int r = 0; r < rows; r++) {
-            const tok_stats *s = &st[r];
-            s_q += s->nll_q;
-            s_q2 += s->nll_q * s->nll_q;
-            s_b += s->nll_b;
-            s_b2 += s->nll_b * s->nll_b;
-            s_qb += s->nll_q * s->nll_b;
-            s_k += s->kld;
-            s_k2 += s->kld * s->kld;
-            s_d += s->dp;
-            s_d2 += s->dp * s->dp;
-            s_d4 += s->dp * s->dp * s->dp * s->dp;
-            same += s->same_top;
-            klds[count] = s->kld;
-            dps[count] = s->dp;
-            count++;
-        }
         for (int i = 0; i < n; i++)
-            evaluated += w[g + i].len;
-        lb_progress_update(pb, (uint64_t)evaluated);
+            done += (uint64_t)w[g + i].len;
+        lb_progress_update(pb, done);
     }
     lb_progress_finish(pb);
-    double secs = (lb_now_ms() - t0) / 1e3;
+    rc = lb_dist_agree(rc, err);
+    if (rc == 0 && lb_dist_active())
+        rc = lb_dist_merge(figs, (size_t)N_FIGURES * (size_t)n_scored);
+    double secs = lb_dist_max((lb_now_ms() - t0) / 1e3);
     free(lq);
     free(lbase);
     free(targets);
-    free(st);
+    free(off);
     free(w);
-    if (rc == 0 && count < 2)
-        rc = lb_fail(err, "only %lld token(s) scored; statistics need two", (long long)count);
+    if (rc == 0 && n_scored < 2)
+        rc = lb_fail(err, "only %lld token(s) scored; statistics need two", (long long)n_scored);
     if (rc) {
-        free(klds);
-        free(dps);
+        free(figs);
         return -1;
     }
+
+    double s_q = 0, s_q2 = 0, s_b = 0, s_b2 = 0, s_qb = 0, s_k = 0, s_k2 = 0, s_d = 0, s_d2 = 0,
+           s_d4 = 0;
+    int64_t count = n_scored, same = 0;
+    double *klds = figs + (size_t)F_KLD * (size_t)n_scored;
+    double *dps = figs + (size_t)F_DP * (size_t)n_scored;
+    for (int64_t r = 0; r < count; r++) {
+        double nq = figs[(size_t)F_NLL_Q * (size_t)n_scored + (size_t)r];
+        double nb = figs[(size_t)F_NLL_B * (size_t)n_scored + (size_t)r];
+        double k = klds[r], d = dps[r];
+        s_q += nq;
+        s_q2 += nq * nq;
+        s_b += nb;
+        s_b2 += nb * nb;
+        s_qb += nq * nb;
+        s_k += k;
+        s_k2 += k * k;
+        s_d += d;
+        s_d2 += d * d;
+        s_d4 += d * d * d * d;
+        same += figs[(size_t)F_SAME * (size_t)n_scored + (size_t)r] != 0;
+    }
+    int64_t evaluated = (int64_t)total_tokens;
 
     lb_kld_result *o = out;
     o->n = count;
@@ -259,7 +270,6 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
     o->dp_p10 = percentile(dps, n, 0.10);
     o->dp_p5 = percentile(dps, n, 0.05);
     o->dp_p1 = percentile(dps, n, 0.01);
-    free(klds);
-    free(dps);
+    free(figs);
     return 0;
 }

@@ -2,6 +2,7 @@
  * mc2 / lambada figures with standard errors (see multichoice.h). */
 #include "eval/multichoice.h"
 
+#include "core/dist.h"
 #include "core/timer.h"
 #include "eval/loglik.h"
 
@@ -211,11 +212,23 @@ int lb_mc_evaluate(lb_engine *e, const lb_mc_task *t, const lb_mc_options *o, lb
     double *acc = lb_calloc((size_t)n, sizeof(double));
     double *accn = lb_calloc((size_t)n, sizeof(double));
     double *extra = lb_calloc((size_t)n, sizeof(double));   /* lambada: log-likelihood */
-    lb_progress *p = o->show_progress ? lb_progress_start(t->name, (uint64_t)n, "items") : NULL;
+    /* Under mpirun the chunks are shared out among the processes; with few items they are cut
+     * smaller so that every process has one. Each item's figures land in its own slot and the
+     * merge fills in the others', so the summaries are the single-process ones. */
+    int chunk = CHUNK_ITEMS, size = lb_dist_size();
+    if ((int64_t)chunk * size > n)
+        chunk = (n + size - 1) / size;
+    uint64_t mine = 0;
+    for (int i0 = 0; i0 < n; i0 += chunk)
+        if (lb_dist_mine(i0 / chunk))
+            mine += (uint64_t)((n - i0 < chunk) ? n - i0 : chunk);
+    lb_progress *p = o->show_progress ? lb_progress_start(t->name, mine, "items") : NULL;
     double t0 = (lb_now_ms() / 1e3);
     int rc = 0;
-    for (int i0 = 0; i0 < n && rc == 0; i0 += CHUNK_ITEMS) {
-        int i1 = i0 + CHUNK_ITEMS < n ? i0 + CHUNK_ITEMS : n;
+    for (int i0 = 0; i0 < n && rc == 0; i0 += chunk) {
+        int i1 = i0 + chunk < n ? i0 + chunk : n;
+        if (!lb_dist_mine(i0 / chunk))
+            continue;
         int n_req = 0;
         for (int i = i0; i < i1; i++)
             n_req += t->items[i].n_choices;
@@ -280,8 +293,17 @@ int lb_mc_evaluate(lb_engine *e, const lb_mc_task *t, const lb_mc_options *o, lb
         free(first);
     }
     lb_progress_finish(p);
+    rc = lb_dist_agree(rc, err);
+    if (rc == 0 && lb_dist_active()) {
+        long long tokens = r->tokens;
+        if (lb_dist_merge(acc, (size_t)n) || lb_dist_merge(accn, (size_t)n) ||
+            lb_dist_merge(extra, (size_t)n) || lb_dist_merge_counts(&tokens, 1))
+            rc = lb_fail(err, "merging the processes' scores failed");
+        r->tokens = tokens;
+    }
+    double secs = lb_dist_max((lb_now_ms() / 1e3) - t0);
     if (rc == 0) {
-        r->seconds = (lb_now_ms() / 1e3) - t0;
+        r->seconds = secs;
         summarize(r, t, "acc", acc, false);
         if (t->kind == LB_MC_CHOICE)
             summarize(r, t, "acc_norm", accn, false);

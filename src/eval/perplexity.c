@@ -1,8 +1,9 @@
 /* Perplexity in llama.cpp's and in the GPTQ/Hugging Face conventions (see perplexity.h).
  * Windows are planned once, run several at a time as separate sequences of one forward pass,
  * and scored in parallel row by row; the sums are then taken in window order so the figure
- * does not depend on the thread count. */
+ * does not depend on the thread count, nor on how many processes shared the passes. */
 #include "eval/perplexity.h"
+#include "core/dist.h"
 #include "core/progress.h"
 #include "core/timer.h"
 
@@ -190,6 +191,37 @@ static void nll_task(void *ctx, int task, int thread)
     j->nll[task] = lb_nll_row(j->logits + (size_t)task * j->n_vocab, j->n_vocab, j->targets[task]);
 }
 
+int64_t *lb_ppl_scored_offsets(const lb_ppl_window *w, int n)
+{
+    int64_t *off = lb_malloc(((size_t)n + 1) * sizeof *off);
+    off[0] = 0;
+    for (int i = 0; i < n; i++)
+        off[i + 1] = off[i] + (w[i].len - w[i].first);
+    return off;
+}
+
+/* Running sums over the per-token figures, taken in window order whichever process or pass
+ * computed them. */
+typedef struct {
+    double sum, sum2;
+    int64_t count;
+    int windows;   /* folded so far */
+} ppl_fold;
+
+static void fold_windows(ppl_fold *f, const double *nll, const int64_t *off, int upto,
+                         const lb_ppl_options *o)
+{
+    for (; f->windows < upto; f->windows++) {
+        for (int64_t k = off[f->windows]; k < off[f->windows + 1]; k++) {
+            f->sum += nll[k];
+            f->sum2 += nll[k] * nll[k];
+            f->count++;
+        }
+        if (o->on_chunk)
+            o->on_chunk(o->user, f->windows + 1, exp(f->sum / (double)f->count));
+    }
+}
+
 int lb_perplexity(lb_engine *e, const int *tokens, int64_t n_tokens, const lb_ppl_options *opts,
                   lb_ppl_result *out, lb_error *err)
 {
@@ -216,18 +248,28 @@ int lb_perplexity(lb_engine *e, const int *tokens, int64_t n_tokens, const lb_pp
     size_t max_rows = (size_t)per_pass * (size_t)opts->ctx;
     float *logits = lb_malloc(max_rows * (size_t)n_vocab * sizeof(float));
     int *targets = lb_malloc(max_rows * sizeof *targets);
-    double *nll = lb_malloc(max_rows * sizeof *nll);
+    /* Every scored token's figure has its slot; under mpirun each process fills the slots of
+     * its own passes (whole passes, as one process would run them) and the merge fills in the
+     * rest, so the sums below are the single-process ones to the last bit. */
+    int64_t *off = lb_ppl_scored_offsets(w, n_w);
+    double *nll = lb_calloc((size_t)(off[n_w] ? off[n_w] : 1), sizeof *nll);
 
-    uint64_t total_tokens = 0;
-    for (int i = 0; i < n_w; i++)
+    uint64_t my_tokens = 0, total_tokens = 0;
+    for (int i = 0; i < n_w; i++) {
         total_tokens += (uint64_t)w[i].len;
-    lb_progress *pb = opts->progress ? lb_progress_start("perplexity", total_tokens, "tok") : NULL;
+        if (lb_dist_mine(i / per_pass))
+            my_tokens += (uint64_t)w[i].len;
+    }
+    lb_progress *pb = opts->progress ? lb_progress_start("perplexity", my_tokens, "tok") : NULL;
 
-    double t0 = lb_now_ms(), sum = 0, sum2 = 0;
-    int64_t count = 0, evaluated = 0;
+    double t0 = lb_now_ms();
+    ppl_fold fold = {0};
+    uint64_t done = 0;
     int rc = 0;
     for (int g = 0; g < n_w && rc == 0; g += per_pass) {
         int n = n_w - g < per_pass ? n_w - g : per_pass;
+        if (!lb_dist_mine(g / per_pass))
+            continue;
         if (lb_ppl_forward(e, tokens, w + g, n, bos, logits, err)) {
             rc = -1;
             break;
@@ -236,41 +278,42 @@ int lb_perplexity(lb_engine *e, const int *tokens, int64_t n_tokens, const lb_pp
         for (int i = 0; i < n; i++)
             for (int p = w[g + i].first; p < w[g + i].len; p++)
                 targets[rows++] = tokens[w[g + i].start + p];
-        nll_job job = {logits, targets, nll, n_vocab};
+        nll_job job = {logits, targets, nll + off[g], n_vocab};
         lb_pool_run(lb_engine_pool(e), rows, nll_task, &job);
-        int r = 0;
-        for (int i = 0; i < n; i++) {
-            for (int p = w[g + i].first; p < w[g + i].len; p++, r++) {
-                sum += nll[r];
-                sum2 += nll[r] * nll[r];
-                count++;
-            }
-            evaluated += w[g + i].len;
-            if (opts->on_chunk)
-                opts->on_chunk(opts->user, g + i + 1, exp(sum / (double)count));
-        }
-        lb_progress_update(pb, (uint64_t)evaluated);
+        /* Alone, the running estimate can follow the passes as they finish. */
+        if (!lb_dist_active())
+            fold_windows(&fold, nll, off, g + n, opts);
+        for (int i = 0; i < n; i++)
+            done += (uint64_t)w[g + i].len;
+        lb_progress_update(pb, done);
     }
     lb_progress_finish(pb);
-    double secs = (lb_now_ms() - t0) / 1e3;
+    rc = lb_dist_agree(rc, err);
+    if (rc == 0 && lb_dist_active())
+        rc = lb_dist_merge(nll, (size_t)off[n_w]);
+    if (rc == 0)
+        fold_windows(&fold, nll, off, n_w, opts);
+    double secs = lb_dist_max((lb_now_ms() - t0) / 1e3);
     free(logits);
     free(targets);
     free(nll);
+    free(off);
     free(w);
     if (rc)
         return -1;
+    int64_t count = fold.count;
     if (count < 2)
         return lb_fail(err, "only %lld token(s) scored; a standard error needs two",
                        (long long)count);
-    double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
+    double mean = fold.sum / (double)count, var = fold.sum2 / (double)count - mean * mean;
     out->nll_mean = mean;
     out->ppl = exp(mean);
     out->ppl_stderr = var > 0 ? out->ppl * sqrt(var / (double)(count - 1)) : 0;
     out->n_scored = count;
-    out->n_tokens = evaluated;
+    out->n_tokens = (int64_t)total_tokens;
     out->n_chunks = n_w;
     out->seconds = secs;
-    out->tokens_per_s = secs > 0 ? (double)evaluated / secs : 0;
+    out->tokens_per_s = secs > 0 ? (double)total_tokens / secs : 0;
     return 0;
 }
 

@@ -13,7 +13,9 @@
  *
  * Both report exp(mean negative log-likelihood) over the scored tokens and its standard error
  * by the delta method, ppl * sqrt(var(nll) / (n - 1)), as llama.cpp prints it.
- * Several chunks run side by side as separate sequences of one batched forward pass. */
+ * Several chunks run side by side as separate sequences of one batched forward pass; under
+ * mpirun the passes are shared out among the processes (core/dist.h) and the figures equal the
+ * single-process ones exactly. */
 #ifndef LB_PERPLEXITY_H
 #define LB_PERPLEXITY_H
 
@@ -78,6 +80,10 @@ int lb_ppl_plan(int64_t n_tokens, const lb_ppl_options *o, lb_ppl_window **out, 
  * the logits rows that predict the scored tokens, window by window, len - first rows each. */
 int lb_ppl_forward(lb_engine *e, const int *tokens, const lb_ppl_window *w, int n, int bos,
                    float *logits, lb_error *err);
+
+/* Where each window's scored tokens start in an array of all of them, window by window:
+ * n + 1 entries, the last the total. malloc'd. */
+int64_t *lb_ppl_scored_offsets(const lb_ppl_window *w, int n);
 
 /* -log softmax(row)[target] in the manner of llama.cpp (max-shifted, sum in double). */
 double lb_nll_row(const float *row, int n_vocab, int target);
