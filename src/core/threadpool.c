@@ -72,6 +72,11 @@ int lb_cpu_count(void)
 {
     /* The cores this process may run on (taskset, a cgroup's cpuset, mpirun binding each rank
      * to its cores), not all the machine has: more threads than cores only queue up. */
+    /* Set by a parent that shares the cores out (the pipeline's stages under mpirun), or by
+     * a user, as OMP_NUM_THREADS is for OpenMP programs. */
+    const char *env = getenv("LOWBIT_THREADS");
+    if (env && atoi(env) > 0)
+        return atoi(env);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int n = online > 0 ? (int)online : 1;
     cpu_set_t set;

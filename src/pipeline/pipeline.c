@@ -2,9 +2,11 @@
  * inputs, results imported into the store, the report written at the end. */
 #include "pipeline/pipeline.h"
 
+#include "core/dist.h"
 #include "core/file.h"
 #include "core/progress.h"
 #include "core/sha256.h"
+#include "core/threadpool.h"
 #include "core/timer.h"
 #include "core/vec.h"
 #include "model/model.h"
@@ -39,7 +41,10 @@ typedef struct {
     char key[65];
     char *file;           /* stage file: <out>/stages/<kind>-<model>-<key16>.json */
     bool selected;
-    enum { ST_PENDING, ST_CACHED, ST_DONE, ST_FAILED, ST_SKIPPED } state;
+    enum { ST_PENDING, ST_RUNNING, ST_CACHED, ST_DONE, ST_FAILED, ST_SKIPPED } state;
+    char tmp[4200];       /* while running: the output under a temporary name */
+    pid_t pid;            /* while running here: the child */
+    double t0;
 } stage;
 
 typedef struct {
@@ -191,6 +196,15 @@ static void plan(pipeline *p)
     }
 }
 
+/* The stage file its key names. */
+static void stage_name_file(pipeline *p, stage *s)
+{
+    free(s->file);
+    char name[512];
+    snprintf(name, sizeof name, "%s-%s-%.16s.json", s->kind, p->models[s->model].name, s->key);
+    s->file = lb_path_join(p->stage_dir, name);
+}
+
 /* Key: version, the command line and the identity of each input as it is now. An input that
  * does not exist yet (a model still to be quantized) hashes as absent; the key is computed
  * again right before the stage runs. */
@@ -214,10 +228,7 @@ static void stage_key(pipeline *p, stage *s)
     uint8_t d[32];
     lb_sha256_final(&h, d);
     lb_sha256_hex(d, s->key);
-    free(s->file);
-    char name[512];
-    snprintf(name, sizeof name, "%s-%s-%.16s.json", s->kind, p->models[s->model].name, s->key);
-    s->file = lb_path_join(p->stage_dir, name);
+    stage_name_file(p, s);
 }
 
 static json_t *load_stage_file(const char *path)
@@ -230,8 +241,9 @@ static json_t *load_stage_file(const char *path)
     return j;
 }
 
-/* Runs argv as a child of this program with stdout into out_path; stderr passes through. */
-static int run_child(pipeline *p, stage *s, const char *out_path, lb_error *err)
+/* Starts the stage's command as a child of this program with stdout into out_path; stderr
+ * passes through. */
+static int child_start(pipeline *p, stage *s, const char *out_path, lb_error *err)
 {
     const char *exe = p->o->exe ? p->o->exe : "/proc/self/exe";
     char *argv[MAX_ARGS + 1];
@@ -239,6 +251,10 @@ static int run_child(pipeline *p, stage *s, const char *out_path, lb_error *err)
     for (int i = 0; i < s->argc; i++)
         argv[i + 1] = s->argv[i];
     argv[s->argc + 1] = NULL;
+    /* Under mpirun a stage is one process of its own, with the cores this rank was given. */
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", lb_cpu_count());
+    bool detach = lb_dist_active();
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -247,6 +263,10 @@ static int run_child(pipeline *p, stage *s, const char *out_path, lb_error *err)
     if (pid == 0) {
         /* A stage dies with the pipeline (kill -9 included), so nothing writes behind a resume. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (detach) {
+            lb_dist_detach_env();
+            setenv("LOWBIT_THREADS", threads, 1);
+        }
         FILE *f = fopen(out_path, "w");
         if (!f || dup2(fileno(f), 1) < 0)
             _exit(126);
@@ -255,16 +275,28 @@ static int run_child(pipeline *p, stage *s, const char *out_path, lb_error *err)
         fprintf(stderr, "pipeline: cannot run %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return lb_fail(err, "%s: waitpid: %s", s->name, strerror(errno));
+    s->pid = pid;
+    return 0;
+}
+
+/* The child's wait status as a result. */
+static int child_result(const stage *s, int status, lb_error *err)
+{
     if (WIFSIGNALED(status))
         return lb_fail(err, "stage %s: killed by signal %d", s->name, WTERMSIG(status));
     if (WEXITSTATUS(status))
         return lb_fail(err, "stage %s: exit status %d (lowbit %s failed; its message is above)",
                        s->name, WEXITSTATUS(status), s->kind);
     return 0;
+}
+
+static int child_wait(const stage *s, lb_error *err)
+{
+    int status;
+    while (waitpid(s->pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return lb_fail(err, "%s: waitpid: %s", s->name, strerror(errno));
+    return child_result(s, status, err);
 }
 
 static void write_model_info(pipeline *p, pl_model *pm)
@@ -304,8 +336,13 @@ static bool selected(const pipeline *p, const stage *s)
            strcmp(only, s->name) == 0;
 }
 
-static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
+/* What a stage needs next: nothing (skipped: its model is missing, or not selected), only
+ * its results imported (a finished stage file holds them), or to run. */
+typedef enum { NEXT_SKIP, NEXT_CACHED, NEXT_RUN } stage_next;
+
+static stage_next stage_begin(pipeline *p, stage *s, int index, json_t **cached)
 {
+    *cached = NULL;
     pl_model *pm = &p->models[s->model];
     if (pm->quantize_stage >= 0 && strcmp(s->kind, "quantize")) {
         stage *q = &p->stages[pm->quantize_stage];
@@ -313,7 +350,7 @@ static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
             s->state = ST_SKIPPED;
             fprintf(stderr, "pipeline: [%d/%d] %s: skipped (no model: %s did not finish)\n", index + 1,
                     p->n_stages, s->name, q->name);
-            return 0;
+            return NEXT_SKIP;
         }
     }
     stage_key(p, s);
@@ -322,56 +359,71 @@ static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
         json_decref(j);
         j = NULL;
     }
-    bool cached = j != NULL;
-    double t0 = lb_now_ms();
-    if (!j) {
-        if (!s->selected || p->o->dry_run) {
-            s->state = ST_SKIPPED;
-            fprintf(stderr, "pipeline: [%d/%d] %s: %s\n", index + 1, p->n_stages, s->name,
-                    p->o->dry_run ? "to run" : "skipped (--only)");
-            return 0;
-        }
-        fprintf(stderr, "pipeline: [%d/%d] %s: running\n", index + 1, p->n_stages, s->name);
-        if (lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "running", NAN, false, err))
-            return -1;
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", s->file, (int)getpid());
-        char log[4200];
-        snprintf(log, sizeof log, "%s.log", s->file);
-        bool quantize = strcmp(s->kind, "quantize") == 0;
-        int rc = run_child(p, s, quantize ? log : tmp, err);
-        if (rc == 0 && quantize) {
-            struct stat st;
-            if (stat(pm->path, &st) != 0)
-                rc = lb_fail(err, "stage %s: finished but %s is not there", s->name, pm->path);
-            else {
-                j = json_pack("{s:[], s:s, s:I}", "results", "model", pm->path, "model_bytes",
-                              (json_int_t)st.st_size);
-                if (json_dump_file(j, tmp, JSON_INDENT(2)) != 0)
-                    rc = lb_fail(err, "%s: cannot write", tmp);
-                json_decref(j);
-            }
-        }
-        if (rc == 0) {
-            j = load_stage_file(tmp);
-            if (!j)
-                rc = lb_fail(err, "stage %s: its output is not a {\"results\": [...]} document (kept in %s)",
-                             s->name, tmp);
-        }
-        if (rc == 0 && rename(tmp, s->file) != 0)
-            rc = lb_fail(err, "%s: cannot rename into place: %s", s->file, strerror(errno));
-        if (rc) {
-            json_decref(j);
-            s->state = ST_FAILED;
-            lb_error e2;
-            lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "failed",
-                           (lb_now_ms() - t0) / 1000, false, &e2);
-            return -1;
-        }
-    } else {
+    if (j) {
         fprintf(stderr, "pipeline: [%d/%d] %s: cached\n", index + 1, p->n_stages, s->name);
+        *cached = j;
+        return NEXT_CACHED;
     }
-    double secs = (lb_now_ms() - t0) / 1000;
+    if (!s->selected || p->o->dry_run) {
+        s->state = ST_SKIPPED;
+        fprintf(stderr, "pipeline: [%d/%d] %s: %s\n", index + 1, p->n_stages, s->name,
+                p->o->dry_run ? "to run" : "skipped (--only)");
+        return NEXT_SKIP;
+    }
+    return NEXT_RUN;
+}
+
+/* Starts the stage's child with its output under a temporary name (the log, for a quantizer,
+ * whose output is its model). Any process of the job can do this and stage_finish. */
+static int stage_spawn(pipeline *p, stage *s, lb_error *err)
+{
+    snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%d", s->file, (int)getpid());
+    char log[4200];
+    snprintf(log, sizeof log, "%s.log", s->file);
+    s->t0 = lb_now_ms();
+    return child_start(p, s, strcmp(s->kind, "quantize") == 0 ? log : s->tmp, err);
+}
+
+/* After the child ended with rc: checks what it wrote and renames it into place as the stage
+ * file. */
+static int stage_finish(pipeline *p, stage *s, int rc, lb_error *err)
+{
+    pl_model *pm = &p->models[s->model];
+    json_t *j = NULL;
+    if (rc == 0 && strcmp(s->kind, "quantize") == 0) {
+        struct stat st;
+        if (stat(pm->path, &st) != 0)
+            rc = lb_fail(err, "stage %s: finished but %s is not there", s->name, pm->path);
+        else {
+            j = json_pack("{s:[], s:s, s:I}", "results", "model", pm->path, "model_bytes",
+                          (json_int_t)st.st_size);
+            if (json_dump_file(j, s->tmp, JSON_INDENT(2)) != 0)
+                rc = lb_fail(err, "%s: cannot write", s->tmp);
+            json_decref(j);
+        }
+    }
+    if (rc == 0) {
+        j = load_stage_file(s->tmp);
+        if (!j)
+            rc = lb_fail(err, "stage %s: its output is not a {\"results\": [...]} document (kept in %s)",
+                         s->name, s->tmp);
+        json_decref(j);
+    }
+    if (rc == 0 && rename(s->tmp, s->file) != 0)
+        rc = lb_fail(err, "%s: cannot rename into place: %s", s->file, strerror(errno));
+    return rc;
+}
+
+/* Rank 0: a stage's results (from its file, or cached_j) into the store. */
+static int stage_import(pipeline *p, stage *s, json_t *cached_j, double secs, lb_error *err)
+{
+    pl_model *pm = &p->models[s->model];
+    bool cached = cached_j != NULL;
+    json_t *j = cached ? cached_j : load_stage_file(s->file);
+    if (!j) {
+        s->state = ST_FAILED;
+        return lb_fail(err, "stage %s: %s is missing or not a results document", s->name, s->file);
+    }
     if (strcmp(s->kind, "quantize") == 0)
         write_model_info(p, pm);
     int rc = lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "running",
@@ -382,6 +434,235 @@ static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
     json_decref(j);
     s->state = rc ? ST_FAILED : cached ? ST_CACHED : ST_DONE;
     return rc;
+}
+
+static void stage_failed(pipeline *p, stage *s)
+{
+    s->state = ST_FAILED;
+    lb_error e2;
+    lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "failed",
+                   (lb_now_ms() - s->t0) / 1000, false, &e2);
+}
+
+/* One stage from start to end in this process. */
+static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
+{
+    json_t *j;
+    switch (stage_begin(p, s, index, &j)) {
+    case NEXT_SKIP:
+        return 0;
+    case NEXT_CACHED:
+        return stage_import(p, s, j, NAN, err);
+    case NEXT_RUN:
+        break;
+    }
+    fprintf(stderr, "pipeline: [%d/%d] %s: running\n", index + 1, p->n_stages, s->name);
+    if (lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "running", NAN, false, err))
+        return -1;
+    int rc = stage_spawn(p, s, err);
+    if (rc == 0)
+        rc = child_wait(s, err);
+    if (stage_finish(p, s, rc, err)) {
+        stage_failed(p, s);
+        return -1;
+    }
+    return stage_import(p, s, NULL, (lb_now_ms() - s->t0) / 1000, err);
+}
+
+/* Under mpirun: rank 0 keeps the store and hands stages out, one at a time, to every process
+ * (itself included) as they become free; a stage that reads a quantized model waits until its
+ * quantizer is done. The stage files go to the output directory, which every process must
+ * see (one machine, or a shared file system). A message to a worker is the stage's index and
+ * key (-1: no more work); the reply is the index and the child's status. */
+enum { MSG_INTS = 1 + 16 };
+
+static void pack_msg(int msg[MSG_INTS], int index, const char *key)
+{
+    msg[0] = index;
+    memset(msg + 1, 0, 16 * sizeof(int));
+    if (key)
+        memcpy(msg + 1, key, 64);
+}
+
+static bool stage_ready(const pipeline *p, const stage *s)
+{
+    int q = p->models[s->model].quantize_stage;
+    if (q < 0 || strcmp(s->kind, "quantize") == 0)
+        return true;
+    int st = p->stages[q].state;
+    return st != ST_PENDING && st != ST_RUNNING;
+}
+
+static void note_failure(int *failed, lb_error *first, const lb_error *e)
+{
+    fprintf(stderr, "pipeline: %s\n", e->msg);
+    if (!(*failed)++)
+        *first = *e;
+}
+
+/* The next stage that can start now, its begin step taken (cached and skipped stages are
+ * settled on the way); -1 when none can start yet. */
+static int next_runnable(pipeline *p, int *finished, int *failed, lb_error *first)
+{
+    for (int i = 0; i < p->n_stages; i++) {
+        stage *s = &p->stages[i];
+        if (s->state != ST_PENDING || !stage_ready(p, s))
+            continue;
+        json_t *j;
+        lb_error e = {{0}};
+        switch (stage_begin(p, s, i, &j)) {
+        case NEXT_SKIP:
+            (*finished)++;
+            continue;
+        case NEXT_CACHED:
+            if (stage_import(p, s, j, NAN, &e))
+                note_failure(failed, first, &e);
+            (*finished)++;
+            continue;
+        case NEXT_RUN:
+            if (lb_store_stage(p->store, p->run_id, s->key, s->kind, s->name, "running", NAN,
+                               false, &e)) {
+                s->state = ST_FAILED;
+                note_failure(failed, first, &e);
+                (*finished)++;
+                continue;
+            }
+            s->state = ST_RUNNING;
+            s->t0 = lb_now_ms();
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void stage_settle(pipeline *p, int i, int rc, int *failed, lb_error *first)
+{
+    stage *s = &p->stages[i];
+    lb_error e = {{0}};
+    if (rc) {
+        lb_fail(&e, "stage %s failed (its message is above)", s->name);
+        stage_failed(p, s);
+        note_failure(failed, first, &e);
+    } else if (stage_import(p, s, NULL, (lb_now_ms() - s->t0) / 1000, &e)) {
+        note_failure(failed, first, &e);
+    }
+}
+
+static void run_distributed(pipeline *p, lb_progress *bar, int *failed, lb_error *first)
+{
+    int size = lb_dist_size(), finished = 0, local = -1;
+    int *busy = lb_malloc((size_t)size * sizeof *busy);   /* stage each worker runs, or -1 */
+    for (int r = 0; r < size; r++)
+        busy[r] = -1;
+    int msg[MSG_INTS];
+    for (;;) {
+        /* Hand out whatever can start to whoever is free: the workers first, then this
+         * process, which also has to keep answering. */
+        for (int r = 1; r < size; r++) {
+            if (busy[r] >= 0)
+                continue;
+            int i = next_runnable(p, &finished, failed, first);
+            if (i < 0)
+                break;
+            fprintf(stderr, "pipeline: [%d/%d] %s: running (process %d)\n", i + 1, p->n_stages,
+                    p->stages[i].name, r);
+            pack_msg(msg, i, p->stages[i].key);
+            if (lb_dist_send(r, msg, MSG_INTS)) {
+                stage_settle(p, i, -1, failed, first);
+                finished++;
+                continue;
+            }
+            busy[r] = i;
+        }
+        if (local < 0) {
+            int i = next_runnable(p, &finished, failed, first);
+            if (i >= 0) {
+                fprintf(stderr, "pipeline: [%d/%d] %s: running (process 0)\n", i + 1,
+                        p->n_stages, p->stages[i].name);
+                lb_error e = {{0}};
+                if (stage_spawn(p, &p->stages[i], &e)) {
+                    stage_finish(p, &p->stages[i], -1, &e);
+                    stage_settle(p, i, -1, failed, first);
+                    finished++;
+                } else {
+                    local = i;
+                }
+            }
+        }
+        lb_progress_update(bar, (uint64_t)finished);
+        bool running = local >= 0;
+        for (int r = 1; r < size; r++)
+            running |= busy[r] >= 0;
+        if (!running && finished >= p->n_stages)
+            break;
+        if (!running)
+            break;   /* nothing runs and nothing could start: what is left stays pending */
+        /* Wait for the first of: a worker's reply, this process's own child. */
+        bool event = false;
+        while (!event) {
+            if (lb_dist_poll()) {
+                int from;
+                if (lb_dist_recv(&from, msg, MSG_INTS) == 0 && from > 0 && from < size &&
+                    busy[from] == msg[0]) {
+                    busy[from] = -1;
+                    stage_settle(p, msg[0], msg[1], failed, first);
+                    finished++;
+                }
+                event = true;
+            }
+            if (local >= 0) {
+                stage *s = &p->stages[local];
+                int status;
+                pid_t w = waitpid(s->pid, &status, WNOHANG);
+                if (w == s->pid || (w < 0 && errno != EINTR)) {
+                    lb_error e = {{0}};
+                    int rc = w == s->pid ? child_result(s, status, &e)
+                                         : lb_fail(&e, "%s: waitpid: %s", s->name, strerror(errno));
+                    if (rc == 0)
+                        rc = stage_finish(p, s, 0, &e);
+                    if (rc)
+                        fprintf(stderr, "pipeline: %s\n", e.msg);
+                    stage_settle(p, local, rc, failed, first);
+                    finished++;
+                    local = -1;
+                    event = true;
+                }
+            }
+            if (!event)
+                usleep(10000);
+        }
+    }
+    for (int r = 1; r < size; r++) {
+        pack_msg(msg, -1, NULL);
+        lb_dist_send(r, msg, MSG_INTS);
+    }
+    free(busy);
+}
+
+/* Ranks above 0: run the stages rank 0 sends until it says there are no more. */
+static void serve_stages(pipeline *p)
+{
+    int msg[MSG_INTS], from;
+    while (lb_dist_recv(&from, msg, MSG_INTS) == 0 && msg[0] >= 0 && msg[0] < p->n_stages) {
+        stage *s = &p->stages[msg[0]];
+        /* The key rank 0 computed names the stage file, whatever this process sees. */
+        memcpy(s->key, msg + 1, 64);
+        s->key[64] = 0;
+        stage_name_file(p, s);
+        lb_error e = {{0}};
+        int rc = stage_spawn(p, s, &e);
+        if (rc == 0)
+            rc = child_wait(s, &e);
+        if (stage_finish(p, s, rc, &e)) {
+            fprintf(stderr, "pipeline: process %d: %s\n", lb_dist_rank(), e.msg);
+            rc = -1;
+        }
+        int reply[MSG_INTS];
+        pack_msg(reply, msg[0], NULL);
+        reply[1] = rc ? 1 : 0;
+        if (lb_dist_send(0, reply, MSG_INTS))
+            break;
+    }
 }
 
 static char *options_json(const lb_pl_method *m)
@@ -465,6 +746,7 @@ static void pipeline_free(pipeline *p)
 int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
 {
     pipeline p = {.o = o};
+    bool workers_told = false;
     if (lb_pl_config_load(o->config_path, &p.cfg, err))
         return -1;
     unsigned formats = 0;
@@ -488,9 +770,14 @@ int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
     p.stage_dir = lb_path_join(p.out, "stages");
     p.model_dir = lb_path_join(p.out, "models");
     int rc = -1;
+    /* Under mpirun with more than one process (and not a dry run), rank 0 drives and the
+     * others run the stages it hands them. They all plan the same stages, then agree that
+     * every one of them got that far before any work is handed out. */
+    bool shared = lb_dist_active() && !o->dry_run, worker = shared && lb_dist_rank() > 0;
     if (mkdirs(p.stage_dir, err) || mkdirs(p.model_dir, err))
-        goto done;
-    remove_stale_tmp(p.stage_dir);
+        goto agree;
+    if (!worker)
+        remove_stale_tmp(p.stage_dir);
     if (o->only) {
         static const char *const kinds[] = {"quantize", "perplexity", "kld", "mc", "bench", "report", "baseline"};
         bool ok = false;
@@ -501,12 +788,24 @@ int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
         if (!ok) {
             lb_fail(err, "--only %s: expected a stage kind (quantize, perplexity, kld, mc, bench, report), "
                     "baseline or a method name from %s", o->only, o->config_path);
-            goto done;
+            goto agree;
         }
     }
-    if (lb_store_open(p.db_path, &p.store, err))
+    if (!worker && lb_store_open(p.db_path, &p.store, err))
+        goto agree;
+    rc = 0;
+agree:
+    if (shared && lb_dist_agree(rc, err))
         goto done;
+    if (rc)
+        goto done;
+    rc = -1;
     plan(&p);
+    if (worker) {
+        serve_stages(&p);
+        rc = 0;
+        goto done;
+    }
     /* --only: the selected stages plus the quantizers whose models they read. */
     for (int i = 0; i < p.n_stages; i++) {
         stage *s = &p.stages[i];
@@ -551,14 +850,17 @@ int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
     lb_progress *bar = o->dry_run ? NULL : lb_progress_start("pipeline", (uint64_t)p.n_stages, "stages");
     int failed = 0;
     lb_error first = {{0}};
-    for (int i = 0; i < p.n_stages; i++) {
-        lb_error e = {{0}};
-        if (do_stage(&p, &p.stages[i], i, &e)) {
-            fprintf(stderr, "pipeline: %s\n", e.msg);
-            if (!failed++)
-                first = e;
+    if (shared) {
+        fprintf(stderr, "pipeline: %d processes share the stages\n", lb_dist_size());
+        run_distributed(&p, bar, &failed, &first);
+        workers_told = true;
+    } else {
+        for (int i = 0; i < p.n_stages; i++) {
+            lb_error e = {{0}};
+            if (do_stage(&p, &p.stages[i], i, &e))
+                note_failure(&failed, &first, &e);
+            lb_progress_update(bar, (uint64_t)i + 1);
         }
-        lb_progress_update(bar, (uint64_t)i + 1);
     }
     lb_progress_finish(bar);
     if (o->dry_run) {
@@ -588,6 +890,13 @@ int lb_pipeline_run(const lb_pl_options *o, lb_error *err)
     }
     rc = 0;
 done:
+    /* Workers wait for word from rank 0 until it says there is no more work. */
+    if (shared && !worker && !workers_told && p.stages)
+        for (int r = 1; r < lb_dist_size(); r++) {
+            int msg[MSG_INTS];
+            pack_msg(msg, -1, NULL);
+            lb_dist_send(r, msg, MSG_INTS);
+        }
     pipeline_free(&p);
     return rc;
 }
