@@ -41,7 +41,7 @@ for n in 2 3; do
   [ "$procs" -ge 2 ] && pass "-n $n: stages ran on $procs processes" || fail "-n $n: one process ran everything"
   # An evaluation of a quantized model starts only after its quantizer has finished.
   for m in q8 q4; do
-    q=$(grep -n "quantized .* models/$m.gguf is" m$n.log | cut -d: -f1)   # the quantizer's last line
+    q=$(grep -n "quantized .*/models/$m.gguf is" m$n.log | cut -d: -f1)   # the quantizer's last line
     e=$(grep -n "perplexity $m tinystories: running" m$n.log | cut -d: -f1)
     [ -n "$q" ] && [ -n "$e" ] && [ "$q" -lt "$e" ] && pass "-n $n: $m evaluated after its quantizer" ||
       fail "-n $n: $m order (quantize line $q, perplexity line $e)"
