@@ -2,6 +2,7 @@
  * as lowbit's quantized GGUF (atomically: nothing is left at the output path on failure). */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "eval/result.h"
@@ -209,8 +210,10 @@ int cmd_quantize(int argc, char **argv)
     }
     lb_quant_report rep;
     int status = lb_quantize_model(m, &o, &rep, &err);
-    if (status == 0 && lb_model_save(m, out, &err))
+    /* Under mpirun every process ends with the same model; the first one writes it. */
+    if (status == 0 && lb_dist_rank() == 0 && lb_model_save(m, out, &err))
         status = -1;
+    lb_dist_barrier();
     if (status) {
         fprintf(stderr, "lowbit: %s\n", err.msg);
     } else {

@@ -105,6 +105,19 @@ int lb_dist_bcast_int(int v)
     return v;
 }
 
+int lb_dist_bcast(void *buf, size_t n, int root)
+{
+    if (g_size <= 1) return 0;
+    for (size_t o = 0; o < n; o += SLICE) {
+        int len = (int)(n - o < SLICE ? n - o : SLICE);
+        if (MPI_Bcast((char *)buf + o, len, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS) {
+            fprintf(stderr, "lowbit: MPI_Bcast from rank %d failed on rank %d\n", root, g_rank);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int lb_dist_agree(int rc, lb_error *err)
 {
     if (g_size <= 1) return rc;
@@ -172,6 +185,7 @@ double lb_dist_max(double v) { return v; }
 void lb_dist_barrier(void) {}
 int lb_dist_bcast_int(int v) { return v; }
 int lb_dist_agree(int rc, lb_error *err) { (void)err; return rc; }
+int lb_dist_bcast(void *buf, size_t n, int root) { (void)buf, (void)n, (void)root; return 0; }
 /* With one rank there is nobody to talk to: any message is a caller's mistake. */
 int lb_dist_send(int to, const int *v, int n) { (void)to, (void)v, (void)n; return -1; }
 int lb_dist_recv(int *from, int *v, int n) { (void)from, (void)v, (void)n; return -1; }

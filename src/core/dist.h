@@ -41,6 +41,8 @@ double lb_dist_max(double v);
 void lb_dist_barrier(void);
 /* Broadcasts an int from rank 0 (e.g. a status that all ranks must act on). */
 int lb_dist_bcast_int(int v);
+/* Broadcasts n bytes at buf from rank root to every rank's buf. -1 on an MPI failure. */
+int lb_dist_bcast(void *buf, size_t n, int root);
 
 /* Every rank passes its own status (0 or -1 with err set); all get -1 when any rank failed,
  * and a rank that did not fail itself gets a message naming the first rank that did. Keeps

@@ -1,4 +1,6 @@
+/* Messages on stderr, prefixed "lowbit: ". */
 #include "core/log.h"
+#include "core/dist.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,7 +19,8 @@ static void vlog(const char *tag, const char *fmt, va_list ap)
 
 void lb_log_info(const char *fmt, ...)
 {
-    if (g_level < 1)
+    /* Under mpirun the first process tells what the job does; the others would repeat it. */
+    if (g_level < 1 || lb_dist_rank() > 0)
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -2,6 +2,7 @@
  * statistics block by block, and the per-block work of each method. */
 #include "quant/quantize.h"
 #include "core/log.h"
+#include "core/dist.h"
 #include "core/progress.h"
 #include "core/timer.h"
 #include "model/engine.h"
@@ -259,7 +260,13 @@ typedef struct {
     lb_pool *pool;
     lb_quant_report *rep;
     lb_qweight pending[LIN_COUNT];   /* this block's results, until they go into the model */
+    int owner[LIN_COUNT];            /* the process that quantizes each (see assign_linears) */
 } run_ctx;
+
+static bool mine(const run_ctx *rc, int i)
+{
+    return rc->owner[i] == lb_dist_rank();
+}
 
 /* Keeps a block's quantized matrix (taking ownership) until the block is finished. */
 static void stage(run_ctx *rc, int i, lb_qweight *qw)
@@ -387,6 +394,94 @@ static int fold_into_norm(lb_model *m, const lb_tensor *w, const lb_tensor *b, c
     return 0;
 }
 
+/* ---- a block's linears shared among processes (mpirun) --------------------------------- */
+
+/* Every process runs the calibration forward passes and finds the same statistics; the
+ * linears of a block, independent given those, are then divided among the processes: the
+ * costliest first (GPTQ's solve grows as rows x cols² plus cols³ for its Cholesky), each to
+ * the process with the least work so far. Every process computes the same assignment; alone,
+ * everything is process 0's. */
+static void assign_linears(run_ctx *rc, const linear *lin)
+{
+    int n = lb_dist_size() < LIN_COUNT ? lb_dist_size() : LIN_COUNT;
+    double load[LIN_COUNT] = {0};
+    bool placed[LIN_COUNT] = {false};
+    for (int i = 0; i < LIN_COUNT; i++)
+        rc->owner[i] = 0;
+    for (;;) {
+        int best = -1;
+        double best_cost = -1;
+        for (int i = 0; i < LIN_COUNT; i++) {
+            double r = lin[i].rows, c = lin[i].cols, cost = r * c * c + c * c * c;
+            if (lin[i].t && !placed[i] && cost > best_cost) {
+                best = i;
+                best_cost = cost;
+            }
+        }
+        if (best < 0)
+            break;
+        int to = 0;
+        for (int k = 1; k < n; k++)
+            if (load[k] < load[to])
+                to = k;
+        placed[best] = true;
+        rc->owner[best] = to;
+        load[to] += best_cost;
+    }
+}
+
+/* A quantized matrix from process root to all: its shape first, so the others can allocate. */
+static int share_qweight(lb_qweight *w, int root)
+{
+    int head[8] = {w->rows, w->cols, w->bits, w->group_size, w->n_groups, w->sym,
+                   w->g_idx != NULL, w->w8a8};
+    if (lb_dist_bcast(head, sizeof head, root))
+        return -1;
+    if (lb_dist_rank() != root) {
+        lb_qweight_free(w);
+        lb_qweight_init(w, head[0], head[1], head[2], head[3], head[5], head[6]);
+        w->w8a8 = head[7];
+        if (w->n_groups != head[4])
+            return -1;
+    }
+    size_t cells = (size_t)head[0] * (size_t)head[1], groups = (size_t)head[0] * (size_t)head[4];
+    if (lb_dist_bcast(w->q, cells, root) || lb_dist_bcast(w->scale, groups * sizeof(float), root) ||
+        lb_dist_bcast(w->zero, groups, root))
+        return -1;
+    return w->g_idx ? lb_dist_bcast(w->g_idx, (size_t)head[1] * sizeof(int32_t), root) : 0;
+}
+
+/* After each process quantized its linears of the block (their report rows appended from
+ * index base, in linear order): every process receives the others' matrices and report rows,
+ * so all of them continue with the whole block, and the report lists it in linear order. */
+static int share_block(run_ctx *rc, linear *lin, int base, int status, lb_error *err)
+{
+    if (!lb_dist_active())
+        return status;
+    if (lb_dist_agree(status, err))
+        return -1;
+    lb_quant_report *rep = rc->rep;
+    lb_quant_layer rows[LIN_COUNT];
+    int n = 0, own = 0;
+    for (int i = 0; i < LIN_COUNT; i++) {
+        if (!lin[i].t)
+            continue;
+        lb_quant_layer row;
+        memset(&row, 0, sizeof row);
+        if (mine(rc, i))
+            row = rep->layers[base + own++];
+        else
+            rep->n_weights += (int64_t)lin[i].rows * lin[i].cols;
+        if (lb_dist_bcast(&row, sizeof row, rc->owner[i]) ||
+            share_qweight(&rc->pending[i], rc->owner[i]))
+            return lb_fail(err, "%s: passing it between the processes failed", lin[i].t->name);
+        rows[n++] = row;
+    }
+    memcpy(rep->layers + base, rows, (size_t)n * sizeof *rows);
+    rep->n_layers = base + n;
+    return 0;
+}
+
 /* ---- per-block work of each method ------------------------------------------------------ */
 
 static int block_rtn(run_ctx *rc, linear *lin, lb_error *err)
@@ -407,7 +502,7 @@ static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err
 {
     const lb_quant_opts *o = rc->o;
     for (int i = 0; i < LIN_COUNT; i++) {
-        if (!lin[i].t)
+        if (!lin[i].t || !mine(rc, i))
             continue;
         const float *H = cs->site[lin_site[i]].H;
         lb_qweight qw;
@@ -493,7 +588,7 @@ static int block_awq(run_ctx *rc, int l, linear *lin, capture_state *cs, lb_erro
     }
 
     for (int i = 0; i < LIN_COUNT; i++) {
-        if (!lin[i].t)
+        if (!lin[i].t || !mine(rc, i))
             continue;
         const float *H = cs->site[lin_site[i]].H;
         lb_qweight qw;
@@ -703,12 +798,17 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             stats_finish(&cs.site[k]);
         for (int i = 0; i < LIN_COUNT; i++)
             linear_load(&lin[i], layer_linear(&m->layers[l], i));
-        if (o->method == LB_QM_GPTQ)
+        int base = rep->n_layers;
+        if (o->method == LB_QM_GPTQ) {
+            assign_linears(&rc, lin);
             status = block_gptq(&rc, lin, &cs, err);
-        else if (o->method == LB_QM_AWQ)
+        } else if (o->method == LB_QM_AWQ) {
+            assign_linears(&rc, lin);
             status = block_awq(&rc, l, lin, &cs, err);
-        else
-            status = block_smoothquant(&rc, l, lin, &cs, err);
+        } else {
+            status = block_smoothquant(&rc, l, lin, &cs, err);   /* cheap: each process whole */
+        }
+        status = share_block(&rc, lin, base, status, err);
         /* The next block's inputs: this block's outputs with its quantized weights. */
         expanded_block xb;
         expand_block(&rc, lin, &xb);
