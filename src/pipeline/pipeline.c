@@ -581,7 +581,7 @@ static void run_distributed(pipeline *p, lb_progress *bar, int *failed, lb_error
                         p->n_stages, p->stages[i].name);
                 lb_error e = {{0}};
                 if (stage_spawn(p, &p->stages[i], &e)) {
-                    stage_finish(p, &p->stages[i], -1, &e);
+                    fprintf(stderr, "pipeline: %s\n", e.msg);
                     stage_settle(p, i, -1, failed, first);
                     finished++;
                 } else {
@@ -593,10 +593,10 @@ static void run_distributed(pipeline *p, lb_progress *bar, int *failed, lb_error
         bool running = local >= 0;
         for (int r = 1; r < size; r++)
             running |= busy[r] >= 0;
-        if (!running && finished >= p->n_stages)
-            break;
+        /* Nothing runs and nothing could start: every stage is settled (one left pending
+         * would have had to wait for a quantizer, and none is running). */
         if (!running)
-            break;   /* nothing runs and nothing could start: what is left stays pending */
+            break;
         /* Wait for the first of: a worker's reply, this process's own child. */
         bool event = false;
         while (!event) {
