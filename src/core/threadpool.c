@@ -1,5 +1,9 @@
-/* Thread pool: one generation counter announces each job; tasks are claimed with an atomic
- * counter so uneven tasks balance themselves. */
+/* Thread pool. Each job gets a ticket: its generation in the high 32 bits and the index of
+ * its next unclaimed task in the low 32. A thread claims a task by advancing the ticket, and
+ * only while the generation is the one it joined, so a late thread never takes a task of a
+ * job it has not seen published. The caller returns when every task has finished; it never
+ * waits for a worker that found nothing left to do, which is what keeps a job short on a
+ * machine with more threads than free cores (a worker without a core only misses the job). */
 #include "core/threadpool.h"
 #include "core/dist.h"
 #include "core/error.h"
@@ -8,6 +12,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,12 +21,12 @@ struct lb_pool {
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint generation;     /* bumped once per job */
-    atomic_int next_task;
-    atomic_int active;          /* workers still inside the current job */
+    _Atomic uint64_t ticket;    /* generation << 32 | next task of the current job */
+    atomic_int n_tasks;         /* of the current job */
+    atomic_int done;            /* tasks of the current job finished */
+    atomic_int sleeping;        /* workers waiting on the condition */
     atomic_bool quit;
-    int n_tasks;
-    lb_task_fn fn;
+    lb_task_fn fn;              /* of the current job: written before its ticket is published */
     void *ctx;
 };
 
@@ -30,13 +35,35 @@ typedef struct {
     int index;
 } worker_arg;
 
-static void run_tasks(lb_pool *p, int thread)
+static uint32_t generation_of(uint64_t ticket)
 {
+    return (uint32_t)(ticket >> 32);
+}
+
+/* The task index of a job's ticket while the caller is still filling in the job: the new
+ * generation is already out, so nobody can claim a task of the old job any more (whose count
+ * of tasks is about to change under it), and nobody claims one of the new job yet. */
+#define SETTING_UP UINT32_MAX
+
+/* Claims and runs tasks of job gen until none is left or a newer job has begun. */
+static void run_job(lb_pool *p, uint32_t gen, int thread)
+{
+    uint64_t cur = atomic_load(&p->ticket);
     for (;;) {
-        int t = atomic_fetch_add(&p->next_task, 1);
-        if (t >= p->n_tasks)
-            break;
-        p->fn(p->ctx, t, thread);
+        if (generation_of(cur) != gen)
+            return;
+        if ((uint32_t)cur == SETTING_UP) {   /* its tasks are a moment away */
+            cur = atomic_load(&p->ticket);
+            continue;
+        }
+        if ((uint32_t)cur >= (uint32_t)atomic_load(&p->n_tasks))
+            return;
+        if (!atomic_compare_exchange_weak(&p->ticket, &cur, cur + 1))
+            continue;   /* cur now holds the ticket as it is */
+        /* Holding an unfinished task of gen, the job cannot end: fn and ctx are its own. */
+        p->fn(p->ctx, (int)(uint32_t)cur, thread);
+        atomic_fetch_add(&p->done, 1);
+        cur = atomic_load(&p->ticket);
     }
 }
 
@@ -46,25 +73,28 @@ static void *worker_main(void *arg)
     lb_pool *p = wa->pool;
     int index = wa->index;
     free(wa);
-    unsigned seen = 0;
+    uint32_t seen = 0;
     for (;;) {
         /* Spin a little: the next matmul of a decode step usually follows within microseconds. */
-        unsigned gen = atomic_load(&p->generation);
+        uint32_t gen = generation_of(atomic_load(&p->ticket));
         for (int spin = 0; gen == seen && spin < 20000 && !atomic_load(&p->quit); spin++) {
             sched_yield();
-            gen = atomic_load(&p->generation);
+            gen = generation_of(atomic_load(&p->ticket));
         }
         if (gen == seen) {
             pthread_mutex_lock(&p->mu);
-            while ((gen = atomic_load(&p->generation)) == seen && !atomic_load(&p->quit))
+            /* Counted before looking again: the caller either sees this worker asleep and
+             * wakes it, or this worker sees the caller's new ticket. */
+            atomic_fetch_add(&p->sleeping, 1);
+            while ((gen = generation_of(atomic_load(&p->ticket))) == seen && !atomic_load(&p->quit))
                 pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleeping, 1);
             pthread_mutex_unlock(&p->mu);
         }
         if (atomic_load(&p->quit))
             return NULL;
         seen = gen;
-        run_tasks(p, index);
-        atomic_fetch_sub(&p->active, 1);
+        run_job(p, gen, index);
     }
 }
 
@@ -138,20 +168,22 @@ void lb_pool_run(lb_pool *p, int n_tasks, lb_task_fn fn, void *ctx)
             fn(ctx, t, 0);
         return;
     }
+    uint32_t gen = generation_of(atomic_load(&p->ticket)) + 1;
+    atomic_store(&p->ticket, (uint64_t)gen << 32 | SETTING_UP);
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->next_task, 0);
-    atomic_store(&p->active, p->n_threads - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->generation, 1);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    run_tasks(p, 0);
-    /* The other threads are finishing their last task: spin briefly, then yield, so a worker
-     * that lost its core (more threads than cores on a busy machine) gets it back instead of
-     * waiting out this thread's whole time slice. */
-    for (int spin = 0; atomic_load(&p->active) > 0; spin++)
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->ticket, (uint64_t)gen << 32);
+    if (atomic_load(&p->sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_job(p, gen, 0);
+    /* Only tasks other threads are still running are waited for: spin briefly, then yield,
+     * so a worker that lost its core mid-task gets it back sooner. */
+    for (int spin = 0; atomic_load(&p->done) < n_tasks; spin++)
         if (spin > 64)
             sched_yield();
 }
