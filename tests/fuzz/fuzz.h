@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,6 +25,28 @@ static inline const char *fuzz_input_file(const uint8_t *data, size_t size, cons
     if (size && fwrite(data, 1, size, f) != size) abort();
     fclose(f);
     return path;
+}
+
+/* A per-process scratch directory on tmpfs (created on first use) for loaders that read more
+ * than one file or a directory tree; returns its path. */
+static inline const char *fuzz_dir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s/lowbit-fuzz-%d.d",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
+        if (mkdir(dir, 0700) != 0 && access(dir, W_OK) != 0) abort();
+    }
+    return dir;
+}
+
+/* Writes n bytes to path (replacing it). */
+static inline void fuzz_write(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    if (n && fwrite(data, 1, n, f) != n) abort();
+    fclose(f);
 }
 
 /* The shared data directory: $LOWBIT_SHARED, else ../shared from the working directory. */
