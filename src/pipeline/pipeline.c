@@ -352,15 +352,20 @@ static int do_stage(pipeline *p, stage *s, int index, lb_error *err)
                 json_decref(j);
             }
         }
+        bool keep = false;   /* a malformed document stays for a look */
         if (rc == 0) {
             j = load_stage_file(tmp);
-            if (!j)
+            if (!j) {
                 rc = lb_fail(err, "stage %s: its output is not a {\"results\": [...]} document (kept in %s)",
                              s->name, tmp);
+                keep = true;
+            }
         }
         if (rc == 0 && rename(tmp, s->file) != 0)
             rc = lb_fail(err, "%s: cannot rename into place: %s", s->file, strerror(errno));
         if (rc) {
+            if (!keep)
+                unlink(tmp);   /* a failed stage's partial output is no result */
             json_decref(j);
             s->state = ST_FAILED;
             lb_error e2;
