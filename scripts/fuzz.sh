@@ -34,6 +34,7 @@ seed_files() {
     llama2c) echo "$shared/models/stories260K.bin" ;;
     tokenizer_bin) echo "$shared/models/tok512.bin" ;;
     encode) echo "$shared/datasets/tinystories/validation_head.txt" ;;
+    config) echo "$root"/configs/*.yaml ;;
   esac
 }
 

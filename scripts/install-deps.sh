@@ -8,7 +8,7 @@ packages=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libcurl4-
           libmicrohttpd-dev libsqlite3-dev libyaml-dev libcairo2-dev libpango1.0-dev
           libopenblas-dev liblapacke-dev clang libclang-rt-14-dev openmpi-bin libopenmpi-dev
           python3-numpy python3-sentencepiece nodejs npm
-          poppler-utils chromium wrk nginx-light curl)
+          poppler-utils chromium wrk nginx-light curl valgrind)
 
 missing=()
 for p in "${packages[@]}"; do

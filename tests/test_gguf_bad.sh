@@ -42,6 +42,14 @@ n_dims_5|tensor 'blk\.0\.attn_k\.weight': 5 dimensions \(expected 1 to 4\)
 dim_zero|tensor 'blk\.0\.attn_k\.weight': dimension 1 is 0 \(expected 1 to 2\^40\)
 dim_huge|tensor 'blk\.0\.attn_k\.weight': dimension 1 is 4611686018427387904 \(expected 1 to 2\^40\)
 dims_overflow|tensor 'blk\.0\.attn_k\.weight': dimensions 0\.\.1 multiply to more than 2\^50 elements
+elements_2e60|tensor 'blk\.0\.attn_k\.weight': dimensions 0\.\.2 multiply to more than 2\^50 elements
+elements_2e60_4d|tensor 'blk\.0\.attn_k\.weight': dimensions 0\.\.3 multiply to more than 2\^50 elements
+dims_wrap_zero|tensor 'blk\.0\.attn_k\.weight': dimensions 0\.\.1 multiply to more than 2\^50 elements
+elements_max_past_end|tensor 'blk\.0\.attn_k\.weight': 4503599627370496 bytes at data offset [0-9]+ .*run past the end of the 152256-byte file
+string_len_past_end|offset 93: the value of 'general\.name' claims a string of 1099511627776 bytes, but only [0-9]+ are left in the file
+array_len_past_end|key 'tokenizer\.ggml\.tokens': array of 4294967296 string elements does not fit in the [0-9]+ bytes left in the file
+tensor_count_past_end|offset 8: header claims 16777216 tensors and 18 metadata entries, more than a 152256-byte file can hold
+kv_count_past_end|offset 8: header claims 21 tensors and 16777216 metadata entries, more than a 152256-byte file can hold
 offset_past_end|tensor 'blk\.1\.ffn_down\.weight': 8192 bytes at data offset 1048576 .*run past the end of the 152256-byte file
 offset_huge|tensor 'blk\.0\.attn_k\.weight': 2048 bytes at data offset 18446744073709551584 .*run past the end
 offset_misaligned|tensor 'blk\.0\.attn_v\.weight': data offset [0-9]+ is not a multiple of the alignment 32
@@ -93,6 +101,20 @@ done <<< "$BREAKS"
 listed=$("${MAKE[@]}" --list | sort)
 tabled=$(printf '%s\n' "$BREAKS" | cut -d'|' -f1 | sort)
 expect_eq "every break has an expected message" "$tabled" "$listed"
+
+# Claims of huge sizes are refused before anything is allocated for them: the refusal costs
+# no more memory than loading the valid tiny model does (peak RSS, with a wide margin).
+if [ -x /usr/bin/time ]; then
+  rss() { /usr/bin/time -f %M -o "$D/rss" timeout 60 "$BIN" info "$1" >/dev/null 2>&1; cat "$D/rss" | tail -1; }
+  base=$(rss "$D/valid.gguf")
+  for name in tensor_count_huge tensor_count_past_end kv_count_huge string_len_huge \
+              string_len_past_end array_len_huge_strings array_len_past_end nested_array_huge \
+              elements_2e60 dims_wrap_zero elements_max_past_end offset_huge; do
+    kb=$(rss "$D/$name.gguf")
+    if [ "$kb" -le $((base + 65536)) ]; then pass "$name refused in ${kb} KiB (valid model: ${base} KiB)"
+    else fail "$name: peak RSS ${kb} KiB, the valid model needs ${base} KiB"; fi
+  done
+fi
 
 # ---- cuts: stories260K.gguf at offsets spread through each part of the file ---------------
 # Part boundaries from the independent parser; every prefix shorter than the file is refused

@@ -1,8 +1,10 @@
 /* File helpers: maps, whole reads, atomic writes. */
 #include "core/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -107,8 +109,47 @@ char *lb_path_dir(const char *path)
     return lb_strndup(path, (size_t)(slash - path));
 }
 
+static void unlink_path(const char *p)
+{
+    unlink(p);
+}
+
+void lb_atomic_clean_stale(const char *path, void (*remove_fn)(const char *))
+{
+    char *dir = lb_path_dir(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t nb = strlen(base);
+    DIR *d = nb ? opendir(dir) : NULL;
+    if (!d) {
+        free(dir);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, nb) != 0 || strncmp(name + nb, ".tmp.", 5) != 0)
+            continue;
+        const char *digits = name + nb + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid())
+            continue;
+        /* only a writer that is gone: a live one (another process) is still at work */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = lb_path_join(dir, name);
+        (remove_fn ? remove_fn : unlink_path)(p);
+        free(p);
+    }
+    closedir(d);
+    free(dir);
+}
+
 int lb_atomic_open(lb_atomic_file *f, const char *path, lb_error *err)
 {
+    lb_atomic_clean_stale(path, NULL);
     size_t n = strlen(path) + 32;
     f->path = lb_strdup(path);
     f->tmp_path = lb_malloc(n);

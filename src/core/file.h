@@ -37,8 +37,15 @@ typedef struct {
     char *tmp_path;
 } lb_atomic_file;
 
+/* Opening also removes the "<path>.tmp.<pid>" files of writers that were killed (their process
+ * is gone), so an interrupted write leaves its temporary file only until the next write of the
+ * same path. */
 int lb_atomic_open(lb_atomic_file *f, const char *path, lb_error *err);
 int lb_atomic_commit(lb_atomic_file *f, lb_error *err);
 void lb_atomic_abort(lb_atomic_file *f);
+
+/* Removes every "<path>.tmp.<pid>" beside path whose process no longer exists; remove_fn
+ * deletes one (NULL: unlink; a directory writer passes its own tree removal). */
+void lb_atomic_clean_stale(const char *path, void (*remove_fn)(const char *));
 
 #endif

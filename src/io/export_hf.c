@@ -676,6 +676,7 @@ int lb_export_hf(const lb_model *m, const char *dir, lb_hf_format fmt,
     }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
+    lb_atomic_clean_stale(dir, remove_tree);   /* left by an export that was killed */
     remove_tree(tmp);
     if (mkdir(tmp, 0777)) {
         st_free(&st);
@@ -702,8 +703,16 @@ int lb_export_hf(const lb_model *m, const char *dir, lb_hf_format fmt,
     }
     if (!rc && rename(tmp, dir))
         rc = lb_fail(err, "%s: cannot rename %s into place: %s", dir, tmp, strerror(errno));
-    if (rc)
+    if (rc) {
         remove_tree(tmp);
+        /* the files are written under the temporary name; the message names where they go */
+        size_t nt = strlen(tmp);
+        if (err && strncmp(err->msg, tmp, nt) == 0) {
+            lb_error named;
+            snprintf(named.msg, sizeof named.msg, "%s%s", dir, err->msg + nt);
+            *err = named;
+        }
+    }
     free(p_model);
     free(p_config);
     free(p_tok);

@@ -402,15 +402,20 @@ static int stage_finish(pipeline *p, stage *s, int rc, lb_error *err)
             json_decref(j);
         }
     }
+    bool keep = false;   /* a malformed document stays for a look */
     if (rc == 0) {
         j = load_stage_file(s->tmp);
-        if (!j)
+        if (!j) {
             rc = lb_fail(err, "stage %s: its output is not a {\"results\": [...]} document (kept in %s)",
                          s->name, s->tmp);
+            keep = true;
+        }
         json_decref(j);
     }
     if (rc == 0 && rename(s->tmp, s->file) != 0)
         rc = lb_fail(err, "%s: cannot rename into place: %s", s->file, strerror(errno));
+    if (rc && !keep)
+        unlink(s->tmp);   /* a failed stage's partial output is no result */
     return rc;
 }
 

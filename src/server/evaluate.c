@@ -328,6 +328,36 @@ static void job_free(srv_job *j)
     free(j);
 }
 
+int srv_evaluate_params(json_t *body, int max_ctx, srv_eval_params *p, char *param, size_t cap,
+                        lb_error *err)
+{
+    static const char *const fields[] = {"runs", "max_new_tokens", "prompt", "dataset", "limit",
+                                         "ctx", NULL};
+    int rc = srv_check_fields(body, fields, param, cap, err);
+    if (p->ctx > max_ctx)
+        p->ctx = max_ctx;
+#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, cap, "%s", name)
+    FIELD("runs", srv_get_int(body, "runs", 1, 100, &p->runs, err));
+    FIELD("max_new_tokens", srv_get_int(body, "max_new_tokens", 1, 256, &p->max_new, err));
+    FIELD("prompt", srv_get_str(body, "prompt", &p->prompt, err));
+    FIELD("dataset", srv_get_str(body, "dataset", &p->dataset, err));
+    FIELD("limit", srv_get_int(body, "limit", 1, 256, &p->limit, err));
+    FIELD("ctx", srv_get_int(body, "ctx", 16, max_ctx, &p->ctx, err));
+#undef FIELD
+    bool ppl_fields = json_object_get(body, "limit") || json_object_get(body, "ctx");
+    if (rc == 0 && ppl_fields && !p->dataset) {
+        snprintf(param, cap, "dataset");
+        rc = lb_fail(err, "field 'dataset' is required with limit/ctx (wikitext2, c4 or tinystories)");
+    }
+    /* Only the named datasets: a path from the network must not choose files to read. */
+    if (rc == 0 && p->dataset && strcmp(p->dataset, "wikitext2") && strcmp(p->dataset, "c4") &&
+        strcmp(p->dataset, "tinystories")) {
+        snprintf(param, cap, "dataset");
+        rc = lb_fail(err, "field 'dataset' must be wikitext2, c4 or tinystories");
+    }
+    return rc;
+}
+
 enum MHD_Result srv_evaluate(srv_server *s, srv_conn *cc, const char *path)
 {
     (void)path;
@@ -337,36 +367,15 @@ enum MHD_Result srv_evaluate(srv_server *s, srv_conn *cc, const char *path)
         body = json_object();
     else if (!(body = srv_parse_body(cc, &sent)))
         return sent;
-    static const char *const fields[] = {"runs", "max_new_tokens", "prompt", "dataset", "limit",
-                                         "ctx", NULL};
     char param[128] = "";
     lb_error err;
-    long long runs = 5, max_new = 32, limit = 8, ctx = 256;
-    const char *prompt = "Once upon a time", *dataset = NULL;
-    int rc = srv_check_fields(body, fields, param, sizeof param, &err);
     int max_ctx = lb_engine_n_ctx(s->base.e);
     if (s->quant.e && lb_engine_n_ctx(s->quant.e) < max_ctx)
         max_ctx = lb_engine_n_ctx(s->quant.e);
-    if (ctx > max_ctx)
-        ctx = max_ctx;
-#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, sizeof param, "%s", name)
-    FIELD("runs", srv_get_int(body, "runs", 1, 100, &runs, &err));
-    FIELD("max_new_tokens", srv_get_int(body, "max_new_tokens", 1, 256, &max_new, &err));
-    FIELD("prompt", srv_get_str(body, "prompt", &prompt, &err));
-    FIELD("dataset", srv_get_str(body, "dataset", &dataset, &err));
-    FIELD("limit", srv_get_int(body, "limit", 1, 256, &limit, &err));
-    FIELD("ctx", srv_get_int(body, "ctx", 16, max_ctx, &ctx, &err));
-#undef FIELD
-    bool ppl_fields = json_object_get(body, "limit") || json_object_get(body, "ctx");
-    if (rc == 0 && ppl_fields && !dataset) {
-        snprintf(param, sizeof param, "dataset");
-        rc = lb_fail(&err, "field 'dataset' is required with limit/ctx (wikitext2, c4 or tinystories)");
-    }
-    /* Only the named datasets: a path from the network must not choose files to read. */
-    if (rc == 0 && dataset && strcmp(dataset, "wikitext2") && strcmp(dataset, "c4") && strcmp(dataset, "tinystories")) {
-        snprintf(param, sizeof param, "dataset");
-        rc = lb_fail(&err, "field 'dataset' must be wikitext2, c4 or tinystories");
-    }
+    srv_eval_params p = {.runs = 5, .max_new = 32, .limit = 8, .ctx = 256,
+                         .prompt = "Once upon a time"};
+    int rc = srv_evaluate_params(body, max_ctx, &p, param, sizeof param, &err);
+    const char *prompt = p.prompt, *dataset = p.dataset;
     if (rc == 0) {
         /* the prompt must fit both models; checked now so the client hears it, not the job */
         int *ids, n;
@@ -410,12 +419,12 @@ enum MHD_Result srv_evaluate(srv_server *s, srv_conn *cc, const char *path)
     srv_job *j = lb_calloc(1, sizeof *j);
     j->s = s;
     snprintf(j->id, sizeof j->id, "eval-%d", ++s->n_jobs_made);
-    j->runs = (int)runs;
-    j->max_new_tokens = (int)max_new;
+    j->runs = (int)p.runs;
+    j->max_new_tokens = (int)p.max_new;
     j->prompt = lb_strdup(prompt);
     j->dataset = dataset ? lb_strdup(dataset) : NULL;
-    j->limit = (int)limit;
-    j->ctx = (int)ctx;
+    j->limit = (int)p.limit;
+    j->ctx = (int)p.ctx;
     j->status = "running";
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
         pthread_mutex_unlock(&s->jobs_mu);

@@ -191,6 +191,8 @@ int srv_run_request(srv_server *s, srv_conn *cc, srv_model *m, srv_req *r, enum 
 uint64_t srv_random_seed(srv_server *s);
 
 /* ---- params.c: request validation shared by routes and openai ---------------------------- */
+/* The JSON object of a request body; NULL with err set (empty, malformed, not an object). */
+json_t *srv_body_json(const char *data, size_t n, lb_error *err);
 
 /* Parses a JSON object body; on failure sends 400 and returns NULL (*sent set). */
 json_t *srv_parse_body(srv_conn *cc, enum MHD_Result *sent);
@@ -215,6 +217,47 @@ size_t srv_utf8_complete(const char *text, size_t n);
 /* Tokenizes a prompt for a model and checks it fits the context. */
 int srv_encode_prompt(srv_model *m, const char *prompt, bool add_special, int **ids, int *n,
                       lb_error *err);
+
+/* ---- request bodies → parameters, without a connection (also what fuzz_server feeds) ------
+ * Each reader starts from the defaults already in *p, validates every field of body and fills
+ * *p; strings point into body. On error param names the field and err says why. */
+typedef struct {
+    const char *prompt;
+    long long max_new, top_k, seed;   /* seed -1: random */
+    double temperature, top_p;
+    const char *stop[4];
+    int n_stop;
+} srv_gen_params;
+/* POST /generate; n_ctx bounds max_new_tokens (defaults above it are cut to it). */
+int srv_generate_params(json_t *body, int n_ctx, srv_gen_params *p, char *param, size_t cap,
+                        lb_error *err);
+
+/* Sampling and length fields of both OpenAI endpoints. */
+typedef struct {
+    const char *model;
+    long long max_tokens, top_k, seed, n, top_logprobs;
+    double temperature, top_p, presence, frequency;
+    bool stream, include_usage, echo, logprobs_flag;
+    long long logprobs;
+    const char *stop[5];
+    int n_stop;
+    const char *prompt;      /* /v1/completions */
+    json_t *messages;        /* /v1/chat/completions: rendered later by srv_chat_render */
+} srv_oa_params;
+void srv_oa_defaults(const srv_config *cfg, srv_oa_params *p);
+/* n_ctx: the smallest context of the models the request may pick. */
+int srv_completions_params(json_t *body, int n_ctx, srv_oa_params *p, char *param, size_t cap,
+                           lb_error *err);
+int srv_chat_params(json_t *body, int n_ctx, srv_oa_params *p, char *param, size_t cap,
+                    lb_error *err);
+
+typedef struct {
+    long long runs, max_new, limit, ctx;
+    const char *prompt, *dataset;
+} srv_eval_params;
+/* POST /evaluate; max_ctx: the smallest context of the loaded models. */
+int srv_evaluate_params(json_t *body, int max_ctx, srv_eval_params *p, char *param, size_t cap,
+                        lb_error *err);
 
 /* ---- evaluate.c ------------------------------------------------------------------------- */
 

@@ -279,23 +279,10 @@ static void stream_free(void *cls)
 }
 
 /* Sampling and length fields both endpoints take. */
-typedef struct {
-    const char *model;
-    long long max_tokens, top_k, seed, n, top_logprobs;
-    double temperature, top_p, presence, frequency;
-    bool stream, include_usage, echo, logprobs_flag;
-    long long logprobs;
-    const char *stop[5];
-    int n_stop;
-} oa_params;
-
-static int read_common(srv_server *s, json_t *body, oa_params *p, char *param, size_t cap,
+static int read_common(json_t *body, int n_ctx, srv_oa_params *p, char *param, size_t cap,
                        lb_error *err)
 {
     int rc = 0;
-    int n_ctx = lb_engine_n_ctx(s->base.e);
-    if (s->quant.e && lb_engine_n_ctx(s->quant.e) < n_ctx)
-        n_ctx = lb_engine_n_ctx(s->quant.e);
 #define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, cap, "%s", name)
     FIELD("model", srv_get_str(body, "model", &p->model, err));
     FIELD("max_tokens", srv_get_int(body, "max_tokens", 1, n_ctx, &p->max_tokens, err));
@@ -331,7 +318,7 @@ static int read_common(srv_server *s, json_t *body, oa_params *p, char *param, s
 }
 
 /* Runs a completion whole or streamed, after the endpoint has validated everything. */
-static enum MHD_Result run_completion(srv_server *s, srv_conn *cc, srv_model *m, const oa_params *p,
+static enum MHD_Result run_completion(srv_server *s, srv_conn *cc, srv_model *m, const srv_oa_params *p,
                                       const int *ids, int n_ids, bool chat, const char *echo)
 {
     lb_sampling sp = {(float)p->temperature, (int)p->top_k, (float)p->top_p, 0.0f, 1.0f, 64,
@@ -401,16 +388,55 @@ static enum MHD_Result run_completion(srv_server *s, srv_conn *cc, srv_model *m,
     return rc;
 }
 
-static void defaults(srv_server *s, oa_params *p)
+void srv_oa_defaults(const srv_config *cfg, srv_oa_params *p)
 {
     memset(p, 0, sizeof *p);
-    p->max_tokens = s->cfg.max_new_tokens;
-    p->temperature = s->cfg.temperature;
-    p->top_k = s->cfg.top_k;
+    p->max_tokens = cfg->max_new_tokens;
+    p->temperature = cfg->temperature;
+    p->top_k = cfg->top_k;
     p->top_p = 1.0;
     p->seed = -1;
     p->n = 1;
     p->logprobs = -1;
+}
+
+int srv_completions_params(json_t *body, int n_ctx, srv_oa_params *p, char *param, size_t cap,
+                           lb_error *err)
+{
+    static const char *const fields[] = {"model", "prompt", "max_tokens", "temperature", "top_p",
+                                         "top_k", "n", "stream", "stream_options", "logprobs",
+                                         "echo", "stop", "seed", "user", "presence_penalty",
+                                         "frequency_penalty", "logit_bias", "best_of", NULL};
+    int rc = srv_check_fields(body, fields, param, cap, err);
+    if (rc == 0)
+        rc = read_common(body, n_ctx, p, param, cap, err);
+    long long best_of = 1;
+#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, cap, "%s", name)
+    FIELD("logprobs", srv_get_int(body, "logprobs", 0, 5, &p->logprobs, err));
+    FIELD("echo", srv_get_bool(body, "echo", &p->echo, err));
+    FIELD("best_of", srv_get_int(body, "best_of", 1, 1, &best_of, err));
+#undef FIELD
+    json_t *pj = json_object_get(body, "prompt");
+    if (rc == 0) {
+        snprintf(param, cap, "prompt");
+        if (json_is_array(pj) && json_array_size(pj) == 1 && json_is_string(json_array_get(pj, 0)))
+            pj = json_array_get(pj, 0);
+        if (!pj || json_is_null(pj))
+            p->prompt = "";
+        else if (json_is_string(pj) && strlen(json_string_value(pj)) == json_string_length(pj))
+            p->prompt = json_string_value(pj);
+        else
+            rc = lb_fail(err, "field 'prompt' must be a string (or an array holding one string)");
+    }
+    return rc;
+}
+
+static int min_ctx(const srv_server *s)
+{
+    int n_ctx = lb_engine_n_ctx(s->base.e);
+    if (s->quant.e && lb_engine_n_ctx(s->quant.e) < n_ctx)
+        n_ctx = lb_engine_n_ctx(s->quant.e);
+    return n_ctx;
 }
 
 enum MHD_Result srv_v1_completions(srv_server *s, srv_conn *cc, const char *path)
@@ -420,36 +446,12 @@ enum MHD_Result srv_v1_completions(srv_server *s, srv_conn *cc, const char *path
     json_t *body = srv_parse_body(cc, &sent);
     if (!body)
         return sent;
-    static const char *const fields[] = {"model", "prompt", "max_tokens", "temperature", "top_p",
-                                         "top_k", "n", "stream", "stream_options", "logprobs",
-                                         "echo", "stop", "seed", "user", "presence_penalty",
-                                         "frequency_penalty", "logit_bias", "best_of", NULL};
     char param[128] = "";
     lb_error err;
-    oa_params p;
-    defaults(s, &p);
-    int rc = srv_check_fields(body, fields, param, sizeof param, &err);
-    if (rc == 0)
-        rc = read_common(s, body, &p, param, sizeof param, &err);
-    long long best_of = 1;
-#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, sizeof param, "%s", name)
-    FIELD("logprobs", srv_get_int(body, "logprobs", 0, 5, &p.logprobs, &err));
-    FIELD("echo", srv_get_bool(body, "echo", &p.echo, &err));
-    FIELD("best_of", srv_get_int(body, "best_of", 1, 1, &best_of, &err));
-#undef FIELD
-    const char *prompt = NULL;
-    json_t *pj = json_object_get(body, "prompt");
-    if (rc == 0) {
-        snprintf(param, sizeof param, "prompt");
-        if (json_is_array(pj) && json_array_size(pj) == 1 && json_is_string(json_array_get(pj, 0)))
-            pj = json_array_get(pj, 0);
-        if (!pj || json_is_null(pj))
-            prompt = "";
-        else if (json_is_string(pj) && strlen(json_string_value(pj)) == json_string_length(pj))
-            prompt = json_string_value(pj);
-        else
-            rc = lb_fail(&err, "field 'prompt' must be a string (or an array holding one string)");
-    }
+    srv_oa_params p;
+    srv_oa_defaults(&s->cfg, &p);
+    int rc = srv_completions_params(body, min_ctx(s), &p, param, sizeof param, &err);
+    const char *prompt = p.prompt;
     srv_model *m = NULL;
     if (rc == 0 && !(m = pick_model(s, p.model, cc, &sent))) {
         json_decref(body);
@@ -470,6 +472,29 @@ enum MHD_Result srv_v1_completions(srv_server *s, srv_conn *cc, const char *path
     return res;
 }
 
+int srv_chat_params(json_t *body, int n_ctx, srv_oa_params *p, char *param, size_t cap,
+                    lb_error *err)
+{
+    static const char *const fields[] = {"model", "messages", "max_tokens", "max_completion_tokens",
+                                         "temperature", "top_p", "top_k", "n", "stream",
+                                         "stream_options", "logprobs", "top_logprobs", "stop",
+                                         "seed", "user", "presence_penalty", "frequency_penalty",
+                                         "logit_bias", NULL};
+    int rc = srv_check_fields(body, fields, param, cap, err);
+    if (rc == 0)
+        rc = read_common(body, n_ctx, p, param, cap, err);
+#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, cap, "%s", name)
+    FIELD("logprobs", srv_get_bool(body, "logprobs", &p->logprobs_flag, err));
+    FIELD("top_logprobs", srv_get_int(body, "top_logprobs", 0, 20, &p->top_logprobs, err));
+#undef FIELD
+    if (rc == 0 && json_object_get(body, "top_logprobs") && !p->logprobs_flag) {
+        snprintf(param, cap, "top_logprobs");
+        rc = lb_fail(err, "field 'top_logprobs' needs \"logprobs\": true");
+    }
+    p->messages = json_object_get(body, "messages");
+    return rc;
+}
+
 enum MHD_Result srv_v1_chat(srv_server *s, srv_conn *cc, const char *path)
 {
     (void)path;
@@ -477,26 +502,11 @@ enum MHD_Result srv_v1_chat(srv_server *s, srv_conn *cc, const char *path)
     json_t *body = srv_parse_body(cc, &sent);
     if (!body)
         return sent;
-    static const char *const fields[] = {"model", "messages", "max_tokens", "max_completion_tokens",
-                                         "temperature", "top_p", "top_k", "n", "stream",
-                                         "stream_options", "logprobs", "top_logprobs", "stop",
-                                         "seed", "user", "presence_penalty", "frequency_penalty",
-                                         "logit_bias", NULL};
     char param[128] = "";
     lb_error err;
-    oa_params p;
-    defaults(s, &p);
-    int rc = srv_check_fields(body, fields, param, sizeof param, &err);
-    if (rc == 0)
-        rc = read_common(s, body, &p, param, sizeof param, &err);
-#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, sizeof param, "%s", name)
-    FIELD("logprobs", srv_get_bool(body, "logprobs", &p.logprobs_flag, &err));
-    FIELD("top_logprobs", srv_get_int(body, "top_logprobs", 0, 20, &p.top_logprobs, &err));
-#undef FIELD
-    if (rc == 0 && json_object_get(body, "top_logprobs") && !p.logprobs_flag) {
-        snprintf(param, sizeof param, "top_logprobs");
-        rc = lb_fail(&err, "field 'top_logprobs' needs \"logprobs\": true");
-    }
+    srv_oa_params p;
+    srv_oa_defaults(&s->cfg, &p);
+    int rc = srv_chat_params(body, min_ctx(s), &p, param, sizeof param, &err);
     srv_model *m = NULL;
     if (rc == 0 && !(m = pick_model(s, p.model, cc, &sent))) {
         json_decref(body);
@@ -505,7 +515,7 @@ enum MHD_Result srv_v1_chat(srv_server *s, srv_conn *cc, const char *path)
     lb_buf prompt = {0};
     const char *turn_end = NULL;
     if (rc == 0)
-        rc = srv_chat_render(m->chat_kind, json_object_get(body, "messages"), &prompt, &turn_end,
+        rc = srv_chat_render(m->chat_kind, p.messages, &prompt, &turn_end,
                              param, sizeof param, &err);
     if (rc == 0 && p.n_stop < 5)
         p.stop[p.n_stop++] = turn_end;

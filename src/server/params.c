@@ -8,24 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *srv_parse_body(srv_conn *cc, enum MHD_Result *sent)
+json_t *srv_body_json(const char *data, size_t n, lb_error *err)
 {
-    if (cc->body.n == 0) {
-        *sent = srv_send_error(cc, 400, NULL, "request body is empty; expected a JSON object");
+    if (n == 0) {
+        lb_fail(err, "request body is empty; expected a JSON object");
         return NULL;
     }
     json_error_t je;
-    json_t *root = json_loadb(cc->body.v, cc->body.n, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(data, n, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        *sent = srv_send_error(cc, 400, NULL, "malformed JSON at line %d column %d: %s", je.line,
-                               je.column, je.text);
+        lb_fail(err, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
         return NULL;
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        *sent = srv_send_error(cc, 400, NULL, "request body must be a JSON object");
+        lb_fail(err, "request body must be a JSON object");
         return NULL;
     }
+    return root;
+}
+
+json_t *srv_parse_body(srv_conn *cc, enum MHD_Result *sent)
+{
+    lb_error err;
+    json_t *root = srv_body_json(cc->body.v, cc->body.n, &err);
+    if (!root)
+        *sent = srv_send_error(cc, 400, NULL, "%s", err.msg);
     return root;
 }
 

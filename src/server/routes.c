@@ -63,6 +63,30 @@ static json_t *model_block(const srv_model *m)
                      (json_int_t)lb_model_bytes(m->m));
 }
 
+int srv_generate_params(json_t *body, int n_ctx, srv_gen_params *p, char *param, size_t cap,
+                        lb_error *err)
+{
+    static const char *const fields[] = {"prompt", "max_new_tokens", "temperature", "top_k",
+                                         "top_p", "seed", "stop", NULL};
+    if (p->max_new > n_ctx)
+        p->max_new = n_ctx;
+    int rc = srv_check_fields(body, fields, param, cap, err);
+#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, cap, "%s", name)
+    FIELD("prompt", srv_get_str(body, "prompt", &p->prompt, err));
+    if (rc == 0 && !p->prompt) {
+        snprintf(param, cap, "prompt");
+        rc = lb_fail(err, "field 'prompt' is required (a string)");
+    }
+    FIELD("max_new_tokens", srv_get_int(body, "max_new_tokens", 1, n_ctx, &p->max_new, err));
+    FIELD("temperature", srv_get_num(body, "temperature", 0, 100, &p->temperature, err));
+    FIELD("top_k", srv_get_int(body, "top_k", 0, 1000000, &p->top_k, err));
+    FIELD("top_p", srv_get_num(body, "top_p", 1e-9, 1, &p->top_p, err));
+    FIELD("seed", srv_get_int(body, "seed", 0, INT64_MAX, &p->seed, err));
+    FIELD("stop", srv_get_stop(body, "stop", p->stop, &p->n_stop, err));
+#undef FIELD
+    return rc;
+}
+
 enum MHD_Result srv_generate(srv_server *s, srv_conn *cc, const char *path)
 {
     enum MHD_Result sent;
@@ -70,48 +94,28 @@ enum MHD_Result srv_generate(srv_server *s, srv_conn *cc, const char *path)
     if (!body)
         return sent;
     srv_model *m = strcmp(path, "/generate/baseline") == 0 ? &s->base : srv_default_model(s);
-    static const char *const fields[] = {"prompt", "max_new_tokens", "temperature", "top_k",
-                                         "top_p", "seed", "stop", NULL};
     char param[128] = "";
     lb_error err;
-    const char *prompt = NULL;
-    long long max_new = s->cfg.max_new_tokens, top_k = s->cfg.top_k, seed = -1;
-    double temp = s->cfg.temperature, top_p = 1.0;
-    const char *stop[4];
-    int n_stop = 0;
-    int n_ctx = lb_engine_n_ctx(m->e);
-    if (max_new > n_ctx)
-        max_new = n_ctx;
-    int rc = srv_check_fields(body, fields, param, sizeof param, &err);
-#define FIELD(name, call) if (rc == 0 && (rc = (call)) != 0) snprintf(param, sizeof param, "%s", name)
-    FIELD("prompt", srv_get_str(body, "prompt", &prompt, &err));
-    if (rc == 0 && !prompt) {
-        snprintf(param, sizeof param, "prompt");
-        rc = lb_fail(&err, "field 'prompt' is required (a string)");
-    }
-    FIELD("max_new_tokens", srv_get_int(body, "max_new_tokens", 1, n_ctx, &max_new, &err));
-    FIELD("temperature", srv_get_num(body, "temperature", 0, 100, &temp, &err));
-    FIELD("top_k", srv_get_int(body, "top_k", 0, 1000000, &top_k, &err));
-    FIELD("top_p", srv_get_num(body, "top_p", 1e-9, 1, &top_p, &err));
-    FIELD("seed", srv_get_int(body, "seed", 0, INT64_MAX, &seed, &err));
-    FIELD("stop", srv_get_stop(body, "stop", stop, &n_stop, &err));
+    srv_gen_params p = {.max_new = s->cfg.max_new_tokens, .top_k = s->cfg.top_k, .seed = -1,
+                        .temperature = s->cfg.temperature, .top_p = 1.0};
+    int rc = srv_generate_params(body, lb_engine_n_ctx(m->e), &p, param, sizeof param, &err);
     int *ids = NULL, n_ids = 0;
-    FIELD("prompt", srv_encode_prompt(m, prompt, true, &ids, &n_ids, &err));
-#undef FIELD
+    if (rc == 0 && (rc = srv_encode_prompt(m, p.prompt, true, &ids, &n_ids, &err)) != 0)
+        snprintf(param, sizeof param, "prompt");
     if (rc) {
         json_decref(body);
         return srv_send_bad(cc, param, &err);
     }
-    lb_sampling sp = {(float)temp, (int)top_k, (float)top_p, 0.0f, 1.0f, 64,
-                      seed >= 0 ? (uint64_t)seed : srv_random_seed(s)};
-    srv_req *r = srv_req_new(ids, n_ids, (int)max_new, &sp, stop, n_stop, -1);
+    lb_sampling sp = {(float)p.temperature, (int)p.top_k, (float)p.top_p, 0.0f, 1.0f, 64,
+                      p.seed >= 0 ? (uint64_t)p.seed : srv_random_seed(s)};
+    srv_req *r = srv_req_new(ids, n_ids, (int)p.max_new, &sp, p.stop, p.n_stop, -1);
     free(ids);
     if (srv_run_request(s, cc, m, r, &sent)) {
         json_decref(body);
         return sent;
     }
     double ms = r->t_done - r->t_submit;
-    json_t *resp = json_pack("{s:s, s:o, s:i, s:f, s:f, s:o}", "prompt", prompt, "completion",
+    json_t *resp = json_pack("{s:s, s:o, s:i, s:f, s:f, s:o}", "prompt", p.prompt, "completion",
                              srv_json_text(r->out.v, r->out.n), "tokens_generated", r->n_generated, "total_time_ms", ms,
                              "tokens_per_second", ms > 0 ? r->n_generated / (ms / 1e3) : 0.0,
                              "model", model_block(m));

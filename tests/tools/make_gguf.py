@@ -293,6 +293,19 @@ def huge_array(elem):
     return f
 
 
+def claimed_string(n):
+    def f(m):
+        m.find_kv("general.name")[2] = ("tiny", n)
+    return f
+
+
+def claimed_tokens(n):
+    def f(m):
+        e = m.find_kv("tokenizer.ggml.tokens")
+        e[2] = (e[2][0], e[2][1], n)
+    return f
+
+
 def unknown_value_type(m):
     m.kv.insert(3, ["general.mystery", 13, struct.pack("<I", 7)])
 
@@ -327,6 +340,14 @@ BREAKS = {
     "dim_zero": set_dims("blk.0.attn_k.weight", [32, 0]),
     "dim_huge": set_dims("blk.0.attn_k.weight", [32, 1 << 62]),
     "dims_overflow": set_dims("blk.0.attn_k.weight", [1 << 32, 1 << 32, 1 << 32]),
+    "elements_2e60": set_dims("blk.0.attn_k.weight", [1 << 20, 1 << 20, 1 << 20]),
+    "elements_2e60_4d": set_dims("blk.0.attn_k.weight", [1 << 15, 1 << 15, 1 << 15, 1 << 15]),
+    "dims_wrap_zero": set_dims("blk.0.attn_k.weight", [1 << 40, 1 << 40, 1 << 40, 1 << 40]),
+    "elements_max_past_end": set_dims("blk.0.attn_k.weight", [1 << 25, 1 << 25]),
+    "string_len_past_end": claimed_string(1 << 40),
+    "array_len_past_end": claimed_tokens(1 << 32),
+    "tensor_count_past_end": set_field(n_tensors=1 << 24),
+    "kv_count_past_end": set_field(n_kv=1 << 24),
     "offset_past_end": offset_past_end,
     "offset_huge": offset_huge,
     "offset_misaligned": misaligned,
