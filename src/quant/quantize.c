@@ -81,6 +81,33 @@ int lb_quant_check(const lb_quant_opts *o, lb_error *err)
     return 0;
 }
 
+static const char *const phase_names[LB_QP_COUNT] = {
+    "embed", "capture", "stats", "factor", "solve", "report", "reforward", "commit"};
+
+const char *lb_quant_phase_name(lb_quant_phase p)
+{
+    return (unsigned)p < LB_QP_COUNT ? phase_names[p] : "?";
+}
+
+/* Wall and CPU clocks at one moment, for charging the time since then to a phase. */
+typedef struct {
+    double wall, cpu;
+} stamp;
+
+static stamp stamp_now(void)
+{
+    return (stamp){lb_now_ms(), lb_cpu_ms()};
+}
+
+/* Adds the time since *since to phase p (negative k moves it out of p) and returns now. */
+static stamp charge(lb_quant_report *r, lb_quant_phase p, stamp since, double k)
+{
+    stamp now = stamp_now();
+    r->phase_s[p] += k * (now.wall - since.wall) / 1e3;
+    r->phase_cpu_s[p] += k * (now.cpu - since.cpu) / 1e3;
+    return now;
+}
+
 void lb_quant_report_free(lb_quant_report *r)
 {
     if (!r)
@@ -119,7 +146,7 @@ typedef struct {
 
 typedef struct {
     site_stats site[LB_SITE_COUNT];
-    bool want_hessian;
+    lb_quant_report *rep;   /* the time of the statistics moves from capture to stats */
 } capture_state;
 
 static void stats_init(site_stats *s, int width, bool hessian)
@@ -177,6 +204,7 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
     site_stats *s = &cs->site[site];
     if (width != s->width)
         return;   /* cannot happen: widths come from the same config */
+    stamp t0 = stamp_now();
     if (s->H)
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, width, n, 1.0f, x, width, 1.0f, s->H,
                     width);
@@ -190,6 +218,8 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
         }
     }
     s->n += n;
+    charge(cs->rep, LB_QP_CAPTURE, t0, -1.0);
+    charge(cs->rep, LB_QP_STATS, t0, 1.0);
 }
 
 /* ---- the linears of a block ------------------------------------------------------------- */
@@ -322,6 +352,7 @@ static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, co
                          double gptq_loss)
 {
     lb_quant_report *rep = rc->rep;
+    stamp t0 = stamp_now();
     lb_quant_layer *q = &rep->layers[rep->n_layers++];
     memset(q, 0, sizeof *q);
     snprintf(q->name, sizeof q->name, "%s", li->t->name);
@@ -349,6 +380,8 @@ static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, co
         free(b);
     }
     rep->n_weights += (int64_t)li->rows * li->cols;
+    charge(rep, LB_QP_SOLVE, t0, -1.0);
+    charge(rep, LB_QP_REPORT, t0, 1.0);
 }
 
 /* Scales input columns of W by s (W·diag(s)). */
@@ -411,10 +444,16 @@ static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err
             continue;
         const float *H = cs->site[lin_site[i]].H;
         lb_qweight qw;
-        double loss = 0;
-        if (lb_gptq_quantize(lin[i].W, H, lin[i].rows, lin[i].cols, o->bits, o->group_size,
-                             o->sym, o->act_order, o->static_groups, o->damp, rc->pool, &qw,
-                             &loss, err))
+        double loss = 0, factor_ms[2] = {0, 0};
+        int r = lb_gptq_quantize_timed(lin[i].W, H, lin[i].rows, lin[i].cols, o->bits,
+                                       o->group_size, o->sym, o->act_order, o->static_groups,
+                                       o->damp, rc->pool, &qw, &loss, factor_ms, err);
+        for (int k = 0; k < 2; k++) {
+            double *by_clock = k ? rc->rep->phase_cpu_s : rc->rep->phase_s;
+            by_clock[LB_QP_FACTOR] += factor_ms[k] / 1e3;
+            by_clock[LB_QP_SOLVE] -= factor_ms[k] / 1e3;
+        }
+        if (r)
             return lb_fail_prefix(err, "%s: ", lin[i].t->name);
         report_layer(rc, &lin[i], &qw, H, loss);
         stage(rc, i, &qw);
@@ -677,16 +716,19 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
     float *X = lb_malloc((size_t)S * win * sizeof(float));   /* block inputs, then outputs */
     float *tmp = lb_malloc(win * sizeof(float));
     capture_state cs;
+    cs.rep = rep;
     bool hess = o->method == LB_QM_GPTQ || o->method == LB_QM_AWQ;
     stats_init(&cs.site[LB_SITE_QKV], dim, hess);
     stats_init(&cs.site[LB_SITE_O], c->n_heads * c->head_dim, hess);
     stats_init(&cs.site[LB_SITE_FFN], dim, hess);
     stats_init(&cs.site[LB_SITE_DOWN], c->hidden_dim, hess);
 
+    stamp t = stamp_now();
     for (int s = 0; s < S && !status; s++) {
         lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
         status = lb_engine_embed(e, &b, X + (size_t)s * win, err);
     }
+    t = charge(rep, LB_QP_EMBED, t, 1.0);
     for (int l = 0; l < c->n_layers && !status; l++) {
         for (int k = 0; k < LB_SITE_COUNT; k++)
             stats_reset(&cs.site[k]);
@@ -697,10 +739,12 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             status = lb_engine_block(e, l, &b, tmp, err);
         }
         lb_engine_set_capture(e, NULL, NULL);
+        t = charge(rep, LB_QP_CAPTURE, t, 1.0);
         if (status)
             break;
         for (int k = 0; k < LB_SITE_COUNT; k++)
             stats_finish(&cs.site[k]);
+        t = charge(rep, LB_QP_STATS, t, 1.0);
         for (int i = 0; i < LIN_COUNT; i++)
             linear_load(&lin[i], layer_linear(&m->layers[l], i));
         if (o->method == LB_QM_GPTQ)
@@ -709,6 +753,7 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             status = block_awq(&rc, l, lin, &cs, err);
         else
             status = block_smoothquant(&rc, l, lin, &cs, err);
+        t = charge(rep, LB_QP_SOLVE, t, 1.0);
         /* The next block's inputs: this block's outputs with its quantized weights. */
         expanded_block xb;
         expand_block(&rc, lin, &xb);
@@ -717,8 +762,10 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
             status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
         }
         restore_block(lin, &xb);
+        t = charge(rep, LB_QP_REFORWARD, t, 1.0);
         status = commit_block(&rc, lin, status, err);
         free_linears(lin);
+        t = charge(rep, LB_QP_COMMIT, t, 1.0);
         lb_progress_update(bar, (uint64_t)l + 1);
     }
     lb_progress_finish(bar);
