@@ -69,6 +69,8 @@ void lb_engine_free(lb_engine *e)
                      e->k, e->v, e->att, e->hb, e->hb2, e->att_scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    free(e->att_run);
+    free(e->att_rows);
     free(e);
 }
 

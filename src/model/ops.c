@@ -4,6 +4,7 @@
 #include "tensor/matmul.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void op_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps)
@@ -98,9 +99,15 @@ void op_gelu(float *x, size_t count)
 }
 
 typedef struct {
+    int t0, n, seq, p0;   /* batch rows t0..t0+n-1, one sequence, positions p0..p0+n-1 */
+} attn_run;
+
+typedef struct {
     lb_engine *e;
     int layer;
     const lb_batch *b;
+    const attn_run *runs;   /* rows the blocked path (attend_run_head) has done */
+    int n_runs;
 } attn_job;
 
 static void attention_task(void *ctx, int task, int thread)
@@ -109,6 +116,9 @@ static void attention_task(void *ctx, int task, int thread)
     lb_engine *e = j->e;
     const lb_config *c = &e->m->cfg;
     int hd = c->head_dim, t = task / c->n_heads, h = task % c->n_heads;
+    for (int r = 0; r < j->n_runs; r++)
+        if (t >= j->runs[r].t0 && t < j->runs[r].t0 + j->runs[r].n)
+            return;
     int kvh = h / (c->n_heads / c->n_kv_heads);
     int seq = j->b->seq[t], pos = j->b->pos[t];
     const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
@@ -136,6 +146,142 @@ static void attention_task(void *ctx, int task, int thread)
     }
 }
 
+/* ---- attention for runs of consecutive positions (prefill, calibration) ------------------ */
+
+/* The run kernels below are compiled once per instruction set and picked at load time, so the
+ * vectorizer can use the lanes the CPU has (the rest of the file stays portable). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define RUN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RUN_CLONES
+#endif
+
+#define RUN_LANES 16   /* keys (scores) or head dimensions (outputs) per inner loop */
+#define RUN_QUERIES 4  /* queries sharing each load of keys or values */
+#define RUN_MIN 16     /* shorter runs go token by token */
+
+
+typedef struct {
+    lb_engine *e;
+    int layer;
+    const attn_run *runs;
+    int ldk;              /* scratch row length: the longest run's keys, rounded up */
+} run_job;
+
+/* One head over one run: K of the head transposed (keys along the lanes), scores for
+ * RUN_QUERIES queries at a time, softmax row by row, then the weighted sums of V with the head's
+ * dimensions along the lanes. Each score is the same dot product times the scale as in
+ * attention_task, and each output the same sum over positions in the same order; only the
+ * order inside the dot products differs. */
+RUN_CLONES static void attend_run_head(const float *restrict q, size_t q_stride,
+                                       const float *const *k_rows, const float *const *v_rows,
+                                       int n, int p0, int hd, float scale, float *restrict kT,
+                                       float *restrict S, int ldk, float *restrict out,
+                                       size_t out_stride)
+{
+    int np = p0 + n;
+    for (int d = 0; d < hd; d++) {
+        float *row = kT + (size_t)d * ldk;
+        for (int p = 0; p < np; p++)
+            row[p] = k_rows[p][d];
+        for (int p = np; p < ldk; p++)
+            row[p] = 0.0f;
+    }
+    for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
+        int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
+        int lim = p0 + i0 + m;   /* keys seen by the last query of the group */
+        const float *qr[RUN_QUERIES];
+        for (int r = 0; r < RUN_QUERIES; r++)
+            qr[r] = q + (size_t)(i0 + (r < m ? r : m - 1)) * q_stride;
+        for (int p = 0; p < lim; p += RUN_LANES) {
+            float a[RUN_QUERIES][RUN_LANES];
+            memset(a, 0, sizeof a);
+            for (int d = 0; d < hd; d++) {
+                const float *kd = kT + (size_t)d * ldk + p;
+                for (int r = 0; r < RUN_QUERIES; r++) {
+                    float qd = qr[r][d];
+                    for (int j = 0; j < RUN_LANES; j++)
+                        a[r][j] += qd * kd[j];
+                }
+            }
+            for (int r = 0; r < RUN_QUERIES; r++)
+                for (int j = 0; j < RUN_LANES; j++)
+                    S[(size_t)r * ldk + p + j] = a[r][j] * scale;
+        }
+        for (int r = 0; r < m; r++) {
+            float *sr = S + (size_t)r * ldk;
+            int pos = p0 + i0 + r;
+            float max = -INFINITY;
+            for (int p = 0; p <= pos; p++)
+                if (sr[p] > max)
+                    max = sr[p];
+            float sum = 0;
+            for (int p = 0; p <= pos; p++) {
+                sr[p] = expf(sr[p] - max);
+                sum += sr[p];
+            }
+            float inv_sum = 1.0f / sum;
+            for (int p = 0; p <= pos; p++)
+                sr[p] *= inv_sum;
+            for (int p = pos + 1; p < lim; p++)
+                sr[p] = 0.0f;
+        }
+        for (int r = m; r < RUN_QUERIES; r++)
+            memset(S + (size_t)r * ldk, 0, (size_t)lim * sizeof(float));
+        for (int d0 = 0; d0 < hd; d0 += RUN_LANES) {
+            float o[RUN_QUERIES][RUN_LANES];
+            memset(o, 0, sizeof o);
+            if (d0 + RUN_LANES <= hd) {
+                for (int p = 0; p < lim; p++) {
+                    const float *vp = v_rows[p] + d0;
+                    for (int r = 0; r < RUN_QUERIES; r++) {
+                        float w = S[(size_t)r * ldk + p];
+                        for (int j = 0; j < RUN_LANES; j++)
+                            o[r][j] += w * vp[j];
+                    }
+                }
+            } else {
+                int wd = hd - d0;
+                for (int p = 0; p < lim; p++) {
+                    const float *vp = v_rows[p] + d0;
+                    for (int r = 0; r < RUN_QUERIES; r++) {
+                        float w = S[(size_t)r * ldk + p];
+                        for (int j = 0; j < wd; j++)
+                            o[r][j] += w * vp[j];
+                    }
+                }
+            }
+            int wd = hd - d0 < RUN_LANES ? hd - d0 : RUN_LANES;
+            for (int r = 0; r < m; r++)
+                memcpy(out + (size_t)(i0 + r) * out_stride + d0, o[r],
+                       (size_t)wd * sizeof(float));
+        }
+    }
+}
+
+static void run_task(void *ctx, int task, int thread)
+{
+    const run_job *j = ctx;
+    lb_engine *e = j->e;
+    const lb_config *c = &e->m->cfg;
+    int hd = c->head_dim, h = task % c->n_heads;
+    const attn_run *run = &j->runs[task / c->n_heads];
+    int kvh = h / (c->n_heads / c->n_kv_heads), np = run->p0 + run->n;
+    size_t per_thread = (size_t)(hd + RUN_QUERIES) * (size_t)j->ldk;
+    float *kT = e->att_run + (size_t)thread * per_thread;
+    float *S = kT + (size_t)hd * j->ldk;
+    const float **k_rows = e->att_rows + (size_t)thread * 2 * (size_t)j->ldk;
+    const float **v_rows = k_rows + j->ldk;
+    for (int p = 0; p < np; p++) {
+        k_rows[p] = kv_row(e, e->k_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
+        v_rows[p] = kv_row(e, e->v_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
+    }
+    size_t qd = (size_t)c->n_heads * hd;
+    attend_run_head(e->q + (size_t)run->t0 * qd + (size_t)h * hd, qd, k_rows, v_rows, run->n,
+                    run->p0, hd, 1.0f / sqrtf((float)hd), kT, S, j->ldk,
+                    e->att + (size_t)run->t0 * qd + (size_t)h * hd, qd);
+}
+
 void op_attention(lb_engine *e, int layer, const lb_batch *b)
 {
     size_t row = (size_t)e->kv_dim * sizeof(float);
@@ -143,8 +289,44 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
         memcpy(kv_row(e, e->k_cache, b->seq[t], layer, b->pos[t]), e->k + (size_t)t * e->kv_dim, row);
         memcpy(kv_row(e, e->v_cache, b->seq[t], layer, b->pos[t]), e->v + (size_t)t * e->kv_dim, row);
     }
-    attn_job job = {e, layer, b};
-    lb_pool_run(e->pool, b->n * e->m->cfg.n_heads, attention_task, &job);
+    /* Runs of RUN_MIN or more tokens of one sequence at consecutive positions take the
+     * blocked path; the other tokens go one by one. */
+    int n_heads = e->m->cfg.n_heads, n_runs = 0, longest = 0;
+    attn_run *runs = NULL;
+    for (int t = 0; t < b->n;) {
+        int u = t + 1;
+        while (u < b->n && b->seq[u] == b->seq[t] && b->pos[u] == b->pos[u - 1] + 1)
+            u++;
+        if (u - t >= RUN_MIN) {
+            runs = lb_realloc(runs, (size_t)(n_runs + 1) * sizeof *runs);
+            runs[n_runs++] = (attn_run){t, u - t, b->seq[t], b->pos[t]};
+            if (b->pos[u - 1] + 1 > longest)
+                longest = b->pos[u - 1] + 1;
+        }
+        t = u;
+    }
+    if (n_runs) {
+        int hd = e->m->cfg.head_dim;
+        int ldk = (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES;
+        size_t threads = (size_t)lb_pool_size(e->pool);
+        if (ldk > e->att_run_ldk) {
+            free(e->att_run);
+            free(e->att_rows);
+            e->att_run = lb_malloc(threads * (size_t)(hd + RUN_QUERIES) * (size_t)ldk *
+                                   sizeof(float));
+            e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
+            e->att_run_ldk = ldk;
+        }
+        run_job rj = {e, layer, runs, ldk};
+        lb_pool_run(e->pool, n_runs * n_heads, run_task, &rj);
+    }
+    attn_job job = {e, layer, b, runs, n_runs};
+    int n_single = b->n;
+    for (int r = 0; r < n_runs; r++)
+        n_single -= runs[r].n;
+    if (n_single > 0)
+        lb_pool_run(e->pool, b->n * n_heads, attention_task, &job);
+    free(runs);
 }
 
 void op_logits(lb_engine *e, const lb_batch *b, float *logits)
