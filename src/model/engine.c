@@ -130,6 +130,11 @@ void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
     e->capture_user = fn ? user : NULL;
 }
 
+void lb_engine_set_capture_only(lb_engine *e, bool on)
+{
+    e->capture_only = on;
+}
+
 void lb_engine_set_gemm(lb_engine *e, bool on)
 {
     e->gemm_f32 = on;

@@ -23,6 +23,7 @@ struct lb_engine {
     /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
     lb_capture_fn capture;
     void *capture_user;
+    bool capture_only;         /* lb_engine_set_capture_only */
     bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
