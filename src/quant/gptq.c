@@ -104,14 +104,16 @@ static int inverse_factor(double *H, int n, double damp, float *U, lb_error *err
         memcpy(A, H, (size_t)n * (size_t)n * sizeof(double));
         for (int i = 0; i < n; i++)
             A[(size_t)i * n + i] += damp * mean;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        /* Row-major upper triangle = column-major lower: LAPACK works on the matrix as it
+         * lies (A symmetric), with no transposed copies. */
+        if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
-        if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        if (LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
         for (int i = 0; i < n; i++)
             for (int k = 0; k < i; k++)
                 A[(size_t)i * n + k] = A[(size_t)k * n + i];
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
         for (int i = 0; i < n; i++)
             for (int k = 0; k < n; k++)
