@@ -147,6 +147,7 @@ typedef struct {
 typedef struct {
     site_stats site[LB_SITE_COUNT];
     lb_quant_report *rep;   /* the time of the statistics moves from capture to stats */
+    bool abs_stats;         /* |x| maxima and means (AWQ, SmoothQuant; GPTQ needs only H) */
 } capture_state;
 
 static void stats_init(site_stats *s, int width, bool hessian)
@@ -208,7 +209,7 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
     if (s->H)
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, width, n, 1.0f, x, width, 1.0f, s->H,
                     width);
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < n && cs->abs_stats; t++) {
         const float *row = x + (size_t)t * width;
         for (int j = 0; j < width; j++) {
             float a = fabsf(row[j]);
@@ -605,6 +606,8 @@ static int block_smoothquant(run_ctx *rc, int l, linear *lin, capture_state *cs,
 
 /* ---- the driver ------------------------------------------------------------------------- */
 
+#define CALIB_BATCH_TOKENS 2048
+
 static int check_model(const lb_model *m, lb_error *err)
 {
     if (m->cfg.arch != LB_ARCH_LLAMA && m->cfg.arch != LB_ARCH_GPT2)
@@ -701,22 +704,30 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
 
     const lb_calib *cal = o->calib;
     int L = cal->seqlen, S = cal->n_samples, dim = c->dim;
+    /* Windows go through each block CALIB_BATCH_TOKENS' worth at a time, one sequence slot
+     * each: bigger matrix products, and fewer, longer updates of the Hessians. */
+    int B = L < CALIB_BATCH_TOKENS ? CALIB_BATCH_TOKENS / L : 1;
+    if (B > S)
+        B = S;
     lb_engine *e;
-    if (lb_engine_create(m, L, 1, o->n_threads, &e, err)) {
+    if (lb_engine_create(m, L, B, o->n_threads, &e, err)) {
         lb_progress_finish(bar);
         return -1;
     }
     rc.pool = lb_engine_pool(e);
     lb_engine_set_gemm(e, true);
-    int *pos = lb_malloc((size_t)L * sizeof(int));
-    int *seq = lb_calloc((size_t)L, sizeof(int));
-    for (int t = 0; t < L; t++)
-        pos[t] = t;
+    int *pos = lb_malloc((size_t)B * L * sizeof(int));
+    int *seq = lb_malloc((size_t)B * L * sizeof(int));
+    for (int t = 0; t < B * L; t++) {
+        pos[t] = t % L;
+        seq[t] = t / L;
+    }
     size_t win = (size_t)L * (size_t)dim;
     float *X = lb_malloc((size_t)S * win * sizeof(float));   /* block inputs, then outputs */
-    float *tmp = lb_malloc(win * sizeof(float));
+    float *tmp = lb_malloc((size_t)B * win * sizeof(float));
     capture_state cs;
     cs.rep = rep;
+    cs.abs_stats = o->method != LB_QM_GPTQ;
     bool hess = o->method == LB_QM_GPTQ || o->method == LB_QM_AWQ;
     stats_init(&cs.site[LB_SITE_QKV], dim, hess);
     stats_init(&cs.site[LB_SITE_O], c->n_heads * c->head_dim, hess);
@@ -724,8 +735,9 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
     stats_init(&cs.site[LB_SITE_DOWN], c->hidden_dim, hess);
 
     stamp t = stamp_now();
-    for (int s = 0; s < S && !status; s++) {
-        lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+    for (int s = 0; s < S && !status; s += B) {
+        int nb = S - s < B ? S - s : B;
+        lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
         status = lb_engine_embed(e, &b, X + (size_t)s * win, err);
     }
     t = charge(rep, LB_QP_EMBED, t, 1.0);
@@ -733,12 +745,15 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
         for (int k = 0; k < LB_SITE_COUNT; k++)
             stats_reset(&cs.site[k]);
         lb_engine_set_capture(e, on_capture, &cs);
-        for (int s = 0; s < S && !status; s++) {
-            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
-            memcpy(tmp, X + (size_t)s * win, win * sizeof(float));
+        lb_engine_set_capture_only(e, true);
+        for (int s = 0; s < S && !status; s += B) {
+            int nb = S - s < B ? S - s : B;
+            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+            memcpy(tmp, X + (size_t)s * win, (size_t)nb * win * sizeof(float));
             status = lb_engine_block(e, l, &b, tmp, err);
         }
         lb_engine_set_capture(e, NULL, NULL);
+        lb_engine_set_capture_only(e, false);
         t = charge(rep, LB_QP_CAPTURE, t, 1.0);
         if (status)
             break;
@@ -757,8 +772,9 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
         /* The next block's inputs: this block's outputs with its quantized weights. */
         expanded_block xb;
         expand_block(&rc, lin, &xb);
-        for (int s = 0; s < S && !status; s++) {
-            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+        for (int s = 0; s < S && !status; s += B) {
+            int nb = S - s < B ? S - s : B;
+            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
             status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
         }
         restore_block(lin, &xb);
