@@ -173,7 +173,15 @@ typedef struct {
  * dimensions along the lanes. Each score is the same dot product times the scale as in
  * attention_task, and each output the same sum over positions in the same order; only the
  * order inside the dot products differs. */
-RUN_CLONES static void attend_run_head(const float *restrict q, size_t q_stride,
+/* RUN_LANES floats as one value of GCC's (and clang's) vector extension: each clone lowers it
+ * to the widest registers it has. Loads and stores go through memcpy (no alignment needed). */
+typedef float lanes __attribute__((vector_size(RUN_LANES * sizeof(float))));
+
+/* Macros rather than functions: a vector passed by value would change the ABI per clone. */
+#define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes))
+#define LANES_STORE(p, v) memcpy((p), &(v), sizeof(lanes))
+
+RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q_stride,
                                        const float *const *k_rows, const float *const *v_rows,
                                        int n, int p0, int hd, float scale, float *restrict kT,
                                        float *restrict S, int ldk, float *restrict out,
@@ -187,29 +195,39 @@ RUN_CLONES static void attend_run_head(const float *restrict q, size_t q_stride,
         for (int p = np; p < ldk; p++)
             row[p] = 0.0f;
     }
+    float *s0 = S, *s1 = S + ldk, *s2 = S + 2 * (size_t)ldk, *s3 = S + 3 * (size_t)ldk;
     for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
         int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
         int lim = p0 + i0 + m;   /* keys seen by the last query of the group */
-        const float *qr[RUN_QUERIES];
-        for (int r = 0; r < RUN_QUERIES; r++)
-            qr[r] = q + (size_t)(i0 + (r < m ? r : m - 1)) * q_stride;
+        const float *q0 = q + (size_t)i0 * q_stride;
+        const float *q1 = q + (size_t)(i0 + (m > 1 ? 1 : 0)) * q_stride;
+        const float *q2 = q + (size_t)(i0 + (m > 2 ? 2 : 0)) * q_stride;
+        const float *q3 = q + (size_t)(i0 + (m > 3 ? 3 : 0)) * q_stride;
         for (int p = 0; p < lim; p += RUN_LANES) {
-            float a[RUN_QUERIES][RUN_LANES];
-            memset(a, 0, sizeof a);
+            lanes a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             for (int d = 0; d < hd; d++) {
-                const float *kd = kT + (size_t)d * ldk + p;
-                for (int r = 0; r < RUN_QUERIES; r++) {
-                    float qd = qr[r][d];
-                    for (int j = 0; j < RUN_LANES; j++)
-                        a[r][j] += qd * kd[j];
-                }
+                lanes k;
+                LANES_LOAD(k, kT + (size_t)d * ldk + p);
+                a0 += q0[d] * k;
+                a1 += q1[d] * k;
+                a2 += q2[d] * k;
+                a3 += q3[d] * k;
             }
-            for (int r = 0; r < RUN_QUERIES; r++)
-                for (int j = 0; j < RUN_LANES; j++)
-                    S[(size_t)r * ldk + p + j] = a[r][j] * scale;
+            a0 *= scale;
+            a1 *= scale;
+            a2 *= scale;
+            a3 *= scale;
+            LANES_STORE(s0 + p, a0);
+            LANES_STORE(s1 + p, a1);
+            LANES_STORE(s2 + p, a2);
+            LANES_STORE(s3 + p, a3);
         }
-        for (int r = 0; r < m; r++) {
+        for (int r = 0; r < RUN_QUERIES; r++) {
             float *sr = S + (size_t)r * ldk;
+            if (r >= m) {
+                memset(sr, 0, (size_t)lim * sizeof(float));
+                continue;
+            }
             int pos = p0 + i0 + r;
             float max = -INFINITY;
             for (int p = 0; p <= pos; p++)
@@ -226,37 +244,167 @@ RUN_CLONES static void attend_run_head(const float *restrict q, size_t q_stride,
             for (int p = pos + 1; p < lim; p++)
                 sr[p] = 0.0f;
         }
-        for (int r = m; r < RUN_QUERIES; r++)
-            memset(S + (size_t)r * ldk, 0, (size_t)lim * sizeof(float));
-        for (int d0 = 0; d0 < hd; d0 += RUN_LANES) {
-            float o[RUN_QUERIES][RUN_LANES];
-            memset(o, 0, sizeof o);
-            if (d0 + RUN_LANES <= hd) {
-                for (int p = 0; p < lim; p++) {
-                    const float *vp = v_rows[p] + d0;
-                    for (int r = 0; r < RUN_QUERIES; r++) {
-                        float w = S[(size_t)r * ldk + p];
-                        for (int j = 0; j < RUN_LANES; j++)
-                            o[r][j] += w * vp[j];
-                    }
-                }
-            } else {
-                int wd = hd - d0;
-                for (int p = 0; p < lim; p++) {
-                    const float *vp = v_rows[p] + d0;
-                    for (int r = 0; r < RUN_QUERIES; r++) {
-                        float w = S[(size_t)r * ldk + p];
-                        for (int j = 0; j < wd; j++)
-                            o[r][j] += w * vp[j];
-                    }
-                }
+        int d0 = 0;
+        for (; d0 + RUN_LANES <= hd; d0 += RUN_LANES) {
+            lanes o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+            for (int p = 0; p < lim; p++) {
+                lanes v;
+                LANES_LOAD(v, v_rows[p] + d0);
+                o0 += s0[p] * v;
+                o1 += s1[p] * v;
+                o2 += s2[p] * v;
+                o3 += s3[p] * v;
             }
-            int wd = hd - d0 < RUN_LANES ? hd - d0 : RUN_LANES;
+            const lanes o[RUN_QUERIES] = {o0, o1, o2, o3};
             for (int r = 0; r < m; r++)
-                memcpy(out + (size_t)(i0 + r) * out_stride + d0, o[r],
-                       (size_t)wd * sizeof(float));
+                LANES_STORE(out + (size_t)(i0 + r) * out_stride + d0, o[r]);
         }
+        for (; d0 < hd; d0++)   /* head dimensions past the last full vector */
+            for (int r = 0; r < m; r++) {
+                const float *sr = S + (size_t)r * ldk;
+                float acc = 0;
+                for (int p = 0; p < lim; p++)
+                    acc += sr[p] * v_rows[p][d0];
+                out[(size_t)(i0 + r) * out_stride + d0] = acc;
+            }
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RUN_AVX2 __attribute__((target("avx2,fma")))
+
+/* Softmax of the scores of query r of a group (shared by both kernels' callers below). */
+static void run_softmax(float *sr, int pos, int lim)
+{
+    float max = -INFINITY;
+    for (int p = 0; p <= pos; p++)
+        if (sr[p] > max)
+            max = sr[p];
+    float sum = 0;
+    for (int p = 0; p <= pos; p++) {
+        sr[p] = expf(sr[p] - max);
+        sum += sr[p];
+    }
+    float inv_sum = 1.0f / sum;
+    for (int p = 0; p <= pos; p++)
+        sr[p] *= inv_sum;
+    for (int p = pos + 1; p < lim; p++)
+        sr[p] = 0.0f;
+}
+
+/* attend_run_head_generic written out for AVX2 + FMA: 16 keys (two registers) by 4 queries
+ * per step of the scores, 16 head dimensions by 4 queries per step of the sums, so that eight
+ * independent accumulators hide the FMA latency and nothing spills. */
+RUN_AVX2 static void attend_run_head_avx2(const float *restrict q, size_t q_stride,
+                                          const float *const *k_rows,
+                                          const float *const *v_rows, int n, int p0, int hd,
+                                          float scale, float *restrict kT, float *restrict S,
+                                          int ldk, float *restrict out, size_t out_stride)
+{
+    int np = p0 + n;
+    for (int d = 0; d < hd; d++) {
+        float *row = kT + (size_t)d * ldk;
+        for (int p = 0; p < np; p++)
+            row[p] = k_rows[p][d];
+        for (int p = np; p < ldk; p++)
+            row[p] = 0.0f;
+    }
+    float *sr[RUN_QUERIES];
+    for (int r = 0; r < RUN_QUERIES; r++)
+        sr[r] = S + (size_t)r * ldk;
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
+        int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
+        int lim = p0 + i0 + m;
+        const float *qr[RUN_QUERIES];
+        for (int r = 0; r < RUN_QUERIES; r++)
+            qr[r] = q + (size_t)(i0 + (r < m ? r : 0)) * q_stride;
+        for (int p = 0; p < lim; p += 16) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            const float *kd = kT + p;
+            for (int d = 0; d < hd; d++, kd += ldk) {
+                __m256 k0 = _mm256_loadu_ps(kd), k1 = _mm256_loadu_ps(kd + 8);
+                __m256 x = _mm256_broadcast_ss(qr[0] + d);
+                a0 = _mm256_fmadd_ps(x, k0, a0);
+                b0 = _mm256_fmadd_ps(x, k1, b0);
+                x = _mm256_broadcast_ss(qr[1] + d);
+                a1 = _mm256_fmadd_ps(x, k0, a1);
+                b1 = _mm256_fmadd_ps(x, k1, b1);
+                x = _mm256_broadcast_ss(qr[2] + d);
+                a2 = _mm256_fmadd_ps(x, k0, a2);
+                b2 = _mm256_fmadd_ps(x, k1, b2);
+                x = _mm256_broadcast_ss(qr[3] + d);
+                a3 = _mm256_fmadd_ps(x, k0, a3);
+                b3 = _mm256_fmadd_ps(x, k1, b3);
+            }
+            _mm256_storeu_ps(sr[0] + p, _mm256_mul_ps(a0, vs));
+            _mm256_storeu_ps(sr[0] + p + 8, _mm256_mul_ps(b0, vs));
+            _mm256_storeu_ps(sr[1] + p, _mm256_mul_ps(a1, vs));
+            _mm256_storeu_ps(sr[1] + p + 8, _mm256_mul_ps(b1, vs));
+            _mm256_storeu_ps(sr[2] + p, _mm256_mul_ps(a2, vs));
+            _mm256_storeu_ps(sr[2] + p + 8, _mm256_mul_ps(b2, vs));
+            _mm256_storeu_ps(sr[3] + p, _mm256_mul_ps(a3, vs));
+            _mm256_storeu_ps(sr[3] + p + 8, _mm256_mul_ps(b3, vs));
+        }
+        for (int r = 0; r < RUN_QUERIES; r++) {
+            if (r < m)
+                run_softmax(sr[r], p0 + i0 + r, lim);
+            else
+                memset(sr[r], 0, (size_t)lim * sizeof(float));
+        }
+        int d0 = 0;
+        for (; d0 + 16 <= hd; d0 += 16) {
+            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            __m256 u0 = o0, u1 = o0, u2 = o0, u3 = o0;
+            for (int p = 0; p < lim; p++) {
+                const float *vp = v_rows[p] + d0;
+                __m256 v0 = _mm256_loadu_ps(vp), v1 = _mm256_loadu_ps(vp + 8);
+                __m256 w = _mm256_broadcast_ss(sr[0] + p);
+                o0 = _mm256_fmadd_ps(w, v0, o0);
+                u0 = _mm256_fmadd_ps(w, v1, u0);
+                w = _mm256_broadcast_ss(sr[1] + p);
+                o1 = _mm256_fmadd_ps(w, v0, o1);
+                u1 = _mm256_fmadd_ps(w, v1, u1);
+                w = _mm256_broadcast_ss(sr[2] + p);
+                o2 = _mm256_fmadd_ps(w, v0, o2);
+                u2 = _mm256_fmadd_ps(w, v1, u2);
+                w = _mm256_broadcast_ss(sr[3] + p);
+                o3 = _mm256_fmadd_ps(w, v0, o3);
+                u3 = _mm256_fmadd_ps(w, v1, u3);
+            }
+            const __m256 lo[RUN_QUERIES] = {o0, o1, o2, o3}, hi[RUN_QUERIES] = {u0, u1, u2, u3};
+            for (int r = 0; r < m; r++) {
+                float *o = out + (size_t)(i0 + r) * out_stride + d0;
+                _mm256_storeu_ps(o, lo[r]);
+                _mm256_storeu_ps(o + 8, hi[r]);
+            }
+        }
+        for (; d0 < hd; d0++)
+            for (int r = 0; r < m; r++) {
+                float acc = 0;
+                for (int p = 0; p < lim; p++)
+                    acc += sr[r][p] * v_rows[p][d0];
+                out[(size_t)(i0 + r) * out_stride + d0] = acc;
+            }
+    }
+}
+#endif
+
+static void attend_run_head(const float *q, size_t q_stride, const float *const *k_rows,
+                            const float *const *v_rows, int n, int p0, int hd, float scale,
+                            float *kT, float *S, int ldk, float *out, size_t out_stride)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        attend_run_head_avx2(q, q_stride, k_rows, v_rows, n, p0, hd, scale, kT, S, ldk, out,
+                             out_stride);
+        return;
+    }
+#endif
+    attend_run_head_generic(q, q_stride, k_rows, v_rows, n, p0, hd, scale, kT, S, ldk, out,
+                            out_stride);
 }
 
 static void run_task(void *ctx, int task, int thread)
