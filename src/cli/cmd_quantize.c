@@ -5,6 +5,7 @@
 #include "core/dist.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "eval/result.h"
 #include "quant/calib.h"
 #include "quant/quantize.h"
@@ -189,11 +190,14 @@ int cmd_quantize(int argc, char **argv)
     if (quiet || json)
         lb_log_set_level(0);
 
+    double t_load = lb_now_ms();
     lb_model *m;
     if (lb_model_load(model, NULL, &m, &err)) {
         fprintf(stderr, "lowbit: %s\n", err.msg);
         return 1;
     }
+    t_load = lb_now_ms() - t_load;
+    double t_calib = lb_now_ms();
     lb_calib calib;
     memset(&calib, 0, sizeof calib);
     if (o.method != LB_QM_RTN) {
@@ -208,11 +212,14 @@ int cmd_quantize(int argc, char **argv)
     } else if (calib_path) {
         lb_log_info("quantize: rtn needs no calibration; %s is not read", calib_path);
     }
+    t_calib = lb_now_ms() - t_calib;
     lb_quant_report rep;
     int status = lb_quantize_model(m, &o, &rep, &err);
     /* Under mpirun every process ends with the same model; the first one writes it. */
+    double t_save = lb_now_ms();
     if (status == 0 && lb_dist_rank() == 0 && lb_model_save(m, out, &err))
         status = -1;
+    t_save = lb_now_ms() - t_save;
     lb_dist_barrier();
     if (status) {
         fprintf(stderr, "lowbit: %s\n", err.msg);
@@ -230,6 +237,12 @@ int cmd_quantize(int argc, char **argv)
                     lb_log_info("%-28s %5d x %-5d  output error %.3e", q->name, q->rows,
                                 q->cols, q->rel_error);
             }
+            lb_log_info("load %.2f s, calibration windows %.2f s, save %.2f s (wall)",
+                        t_load / 1e3, t_calib / 1e3, t_save / 1e3);
+            for (int p = 0; p < LB_QP_COUNT; p++)
+                if (rep.phase_s[p] > 0 || rep.phase_cpu_s[p] > 0)
+                    lb_log_info("phase %-10s %8.2f s wall %8.2f s cpu", lb_quant_phase_name(p),
+                                rep.phase_s[p], rep.phase_cpu_s[p]);
             lb_log_info("quantized %lld weights (%s) in %.2f s: %.3f bits per weight in the "
                         "linears, %s is %lld bytes", (long long)rep.n_weights,
                         lb_qmethod_name(o.method), rep.seconds, bpw, out, fbytes);

@@ -69,6 +69,8 @@ void lb_engine_free(lb_engine *e)
                      e->k, e->v, e->att, e->hb, e->hb2, e->att_scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    free(e->att_run);
+    free(e->att_rows);
     free(e);
 }
 
@@ -126,6 +128,11 @@ void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
 {
     e->capture = fn;
     e->capture_user = fn ? user : NULL;
+}
+
+void lb_engine_set_capture_only(lb_engine *e, bool on)
+{
+    e->capture_only = on;
 }
 
 void lb_engine_set_gemm(lb_engine *e, bool on)

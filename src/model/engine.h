@@ -49,6 +49,9 @@ typedef void (*lb_capture_fn)(void *user, int layer, lb_site site, const float *
                               int width);
 /* fn NULL switches capturing off. */
 void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user);
+/* With on (and a capture hook set), lb_engine_block stops once the last linear's input has
+ * been captured: x then holds no block output, only the statistics are wanted. */
+void lb_engine_set_capture_only(lb_engine *e, bool on);
 /* With on, blocks multiply F32 weights by whole batches through BLAS (sgemm): much faster
  * over the thousands of calibration tokens a quantizer pushes through each block, though not
  * bit-identical to the normal kernels, which is why it is not the default. */

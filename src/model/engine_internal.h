@@ -15,9 +15,15 @@ struct lb_engine {
     int cap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
     float *att_scores;         /* [threads][n_ctx] */
+    /* Scratch of the blocked attention over runs of positions (ops.c), grown on demand:
+     * per thread, K of a head transposed and a few score rows, and the K and V row pointers. */
+    float *att_run;            /* [threads][(head_dim + 4) * att_run_ldk] */
+    const float **att_rows;    /* [threads][2 * att_run_ldk] */
+    int att_run_ldk;
     /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
     lb_capture_fn capture;
     void *capture_user;
+    bool capture_only;         /* lb_engine_set_capture_only */
     bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 

@@ -34,6 +34,8 @@ void llama_block(lb_engine *e, int l, const lb_batch *b)
     block_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
     op_swiglu(e->hb, e->hb2, (size_t)n * c->hidden_dim);
     engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
+    if (e->capture && e->capture_only)
+        return;   /* the statistics are all the caller wants */
     block_linear(e, L->w_down, L->b_down, e->hb, n, e->xb2);
     op_add(e->x, e->xb2, (size_t)n * dim);
 }

@@ -4,6 +4,7 @@
 #include "tensor/matmul.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void op_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps)
@@ -98,9 +99,15 @@ void op_gelu(float *x, size_t count)
 }
 
 typedef struct {
+    int t0, n, seq, p0;   /* batch rows t0..t0+n-1, one sequence, positions p0..p0+n-1 */
+} attn_run;
+
+typedef struct {
     lb_engine *e;
     int layer;
     const lb_batch *b;
+    const attn_run *runs;   /* rows the blocked path (attend_run_head) has done */
+    int n_runs;
 } attn_job;
 
 static void attention_task(void *ctx, int task, int thread)
@@ -109,6 +116,9 @@ static void attention_task(void *ctx, int task, int thread)
     lb_engine *e = j->e;
     const lb_config *c = &e->m->cfg;
     int hd = c->head_dim, t = task / c->n_heads, h = task % c->n_heads;
+    for (int r = 0; r < j->n_runs; r++)
+        if (t >= j->runs[r].t0 && t < j->runs[r].t0 + j->runs[r].n)
+            return;
     int kvh = h / (c->n_heads / c->n_kv_heads);
     int seq = j->b->seq[t], pos = j->b->pos[t];
     const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
@@ -136,6 +146,290 @@ static void attention_task(void *ctx, int task, int thread)
     }
 }
 
+/* ---- attention for runs of consecutive positions (prefill, calibration) ------------------ */
+
+/* The run kernels below are compiled once per instruction set and picked at load time, so the
+ * vectorizer can use the lanes the CPU has (the rest of the file stays portable). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define RUN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RUN_CLONES
+#endif
+
+#define RUN_LANES 16   /* keys (scores) or head dimensions (outputs) per inner loop */
+#define RUN_QUERIES 4  /* queries sharing each load of keys or values */
+#define RUN_MIN 16     /* shorter runs go token by token */
+
+
+typedef struct {
+    lb_engine *e;
+    int layer;
+    const attn_run *runs;
+    int ldk;              /* scratch row length: the longest run's keys, rounded up */
+} run_job;
+
+/* One head over one run: K of the head transposed (keys along the lanes), scores for
+ * RUN_QUERIES queries at a time, softmax row by row, then the weighted sums of V with the head's
+ * dimensions along the lanes. Each score is the same dot product times the scale as in
+ * attention_task, and each output the same sum over positions in the same order; only the
+ * order inside the dot products differs. */
+/* RUN_LANES floats as one value of GCC's (and clang's) vector extension: each clone lowers it
+ * to the widest registers it has. Loads and stores go through memcpy (no alignment needed). */
+typedef float lanes __attribute__((vector_size(RUN_LANES * sizeof(float))));
+
+/* Macros rather than functions: a vector passed by value would change the ABI per clone. */
+#define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes))
+#define LANES_STORE(p, v) memcpy((p), &(v), sizeof(lanes))
+
+RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q_stride,
+                                       const float *const *k_rows, const float *const *v_rows,
+                                       int n, int p0, int hd, float scale, float *restrict kT,
+                                       float *restrict S, int ldk, float *restrict out,
+                                       size_t out_stride)
+{
+    int np = p0 + n;
+    for (int d = 0; d < hd; d++) {
+        float *row = kT + (size_t)d * ldk;
+        for (int p = 0; p < np; p++)
+            row[p] = k_rows[p][d];
+        for (int p = np; p < ldk; p++)
+            row[p] = 0.0f;
+    }
+    float *s0 = S, *s1 = S + ldk, *s2 = S + 2 * (size_t)ldk, *s3 = S + 3 * (size_t)ldk;
+    for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
+        int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
+        int lim = p0 + i0 + m;   /* keys seen by the last query of the group */
+        const float *q0 = q + (size_t)i0 * q_stride;
+        const float *q1 = q + (size_t)(i0 + (m > 1 ? 1 : 0)) * q_stride;
+        const float *q2 = q + (size_t)(i0 + (m > 2 ? 2 : 0)) * q_stride;
+        const float *q3 = q + (size_t)(i0 + (m > 3 ? 3 : 0)) * q_stride;
+        for (int p = 0; p < lim; p += RUN_LANES) {
+            lanes a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int d = 0; d < hd; d++) {
+                lanes k;
+                LANES_LOAD(k, kT + (size_t)d * ldk + p);
+                a0 += q0[d] * k;
+                a1 += q1[d] * k;
+                a2 += q2[d] * k;
+                a3 += q3[d] * k;
+            }
+            a0 *= scale;
+            a1 *= scale;
+            a2 *= scale;
+            a3 *= scale;
+            LANES_STORE(s0 + p, a0);
+            LANES_STORE(s1 + p, a1);
+            LANES_STORE(s2 + p, a2);
+            LANES_STORE(s3 + p, a3);
+        }
+        for (int r = 0; r < RUN_QUERIES; r++) {
+            float *sr = S + (size_t)r * ldk;
+            if (r >= m) {
+                memset(sr, 0, (size_t)lim * sizeof(float));
+                continue;
+            }
+            int pos = p0 + i0 + r;
+            float max = -INFINITY;
+            for (int p = 0; p <= pos; p++)
+                if (sr[p] > max)
+                    max = sr[p];
+            float sum = 0;
+            for (int p = 0; p <= pos; p++) {
+                sr[p] = expf(sr[p] - max);
+                sum += sr[p];
+            }
+            float inv_sum = 1.0f / sum;
+            for (int p = 0; p <= pos; p++)
+                sr[p] *= inv_sum;
+            for (int p = pos + 1; p < lim; p++)
+                sr[p] = 0.0f;
+        }
+        int d0 = 0;
+        for (; d0 + RUN_LANES <= hd; d0 += RUN_LANES) {
+            lanes o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+            for (int p = 0; p < lim; p++) {
+                lanes v;
+                LANES_LOAD(v, v_rows[p] + d0);
+                o0 += s0[p] * v;
+                o1 += s1[p] * v;
+                o2 += s2[p] * v;
+                o3 += s3[p] * v;
+            }
+            const lanes o[RUN_QUERIES] = {o0, o1, o2, o3};
+            for (int r = 0; r < m; r++)
+                LANES_STORE(out + (size_t)(i0 + r) * out_stride + d0, o[r]);
+        }
+        for (; d0 < hd; d0++)   /* head dimensions past the last full vector */
+            for (int r = 0; r < m; r++) {
+                const float *sr = S + (size_t)r * ldk;
+                float acc = 0;
+                for (int p = 0; p < lim; p++)
+                    acc += sr[p] * v_rows[p][d0];
+                out[(size_t)(i0 + r) * out_stride + d0] = acc;
+            }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RUN_AVX2 __attribute__((target("avx2,fma")))
+
+/* Softmax of the scores of query r of a group (shared by both kernels' callers below). */
+static void run_softmax(float *sr, int pos, int lim)
+{
+    float max = -INFINITY;
+    for (int p = 0; p <= pos; p++)
+        if (sr[p] > max)
+            max = sr[p];
+    float sum = 0;
+    for (int p = 0; p <= pos; p++) {
+        sr[p] = expf(sr[p] - max);
+        sum += sr[p];
+    }
+    float inv_sum = 1.0f / sum;
+    for (int p = 0; p <= pos; p++)
+        sr[p] *= inv_sum;
+    for (int p = pos + 1; p < lim; p++)
+        sr[p] = 0.0f;
+}
+
+/* attend_run_head_generic written out for AVX2 + FMA: 16 keys (two registers) by 4 queries
+ * per step of the scores, 16 head dimensions by 4 queries per step of the sums, so that eight
+ * independent accumulators hide the FMA latency and nothing spills. */
+RUN_AVX2 static void attend_run_head_avx2(const float *restrict q, size_t q_stride,
+                                          const float *const *k_rows,
+                                          const float *const *v_rows, int n, int p0, int hd,
+                                          float scale, float *restrict kT, float *restrict S,
+                                          int ldk, float *restrict out, size_t out_stride)
+{
+    int np = p0 + n;
+    for (int d = 0; d < hd; d++) {
+        float *row = kT + (size_t)d * ldk;
+        for (int p = 0; p < np; p++)
+            row[p] = k_rows[p][d];
+        for (int p = np; p < ldk; p++)
+            row[p] = 0.0f;
+    }
+    float *sr[RUN_QUERIES];
+    for (int r = 0; r < RUN_QUERIES; r++)
+        sr[r] = S + (size_t)r * ldk;
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
+        int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
+        int lim = p0 + i0 + m;
+        const float *qr[RUN_QUERIES];
+        for (int r = 0; r < RUN_QUERIES; r++)
+            qr[r] = q + (size_t)(i0 + (r < m ? r : 0)) * q_stride;
+        for (int p = 0; p < lim; p += 16) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            const float *kd = kT + p;
+            for (int d = 0; d < hd; d++, kd += ldk) {
+                __m256 k0 = _mm256_loadu_ps(kd), k1 = _mm256_loadu_ps(kd + 8);
+                __m256 x = _mm256_broadcast_ss(qr[0] + d);
+                a0 = _mm256_fmadd_ps(x, k0, a0);
+                b0 = _mm256_fmadd_ps(x, k1, b0);
+                x = _mm256_broadcast_ss(qr[1] + d);
+                a1 = _mm256_fmadd_ps(x, k0, a1);
+                b1 = _mm256_fmadd_ps(x, k1, b1);
+                x = _mm256_broadcast_ss(qr[2] + d);
+                a2 = _mm256_fmadd_ps(x, k0, a2);
+                b2 = _mm256_fmadd_ps(x, k1, b2);
+                x = _mm256_broadcast_ss(qr[3] + d);
+                a3 = _mm256_fmadd_ps(x, k0, a3);
+                b3 = _mm256_fmadd_ps(x, k1, b3);
+            }
+            _mm256_storeu_ps(sr[0] + p, _mm256_mul_ps(a0, vs));
+            _mm256_storeu_ps(sr[0] + p + 8, _mm256_mul_ps(b0, vs));
+            _mm256_storeu_ps(sr[1] + p, _mm256_mul_ps(a1, vs));
+            _mm256_storeu_ps(sr[1] + p + 8, _mm256_mul_ps(b1, vs));
+            _mm256_storeu_ps(sr[2] + p, _mm256_mul_ps(a2, vs));
+            _mm256_storeu_ps(sr[2] + p + 8, _mm256_mul_ps(b2, vs));
+            _mm256_storeu_ps(sr[3] + p, _mm256_mul_ps(a3, vs));
+            _mm256_storeu_ps(sr[3] + p + 8, _mm256_mul_ps(b3, vs));
+        }
+        for (int r = 0; r < RUN_QUERIES; r++) {
+            if (r < m)
+                run_softmax(sr[r], p0 + i0 + r, lim);
+            else
+                memset(sr[r], 0, (size_t)lim * sizeof(float));
+        }
+        int d0 = 0;
+        for (; d0 + 16 <= hd; d0 += 16) {
+            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            __m256 u0 = o0, u1 = o0, u2 = o0, u3 = o0;
+            for (int p = 0; p < lim; p++) {
+                const float *vp = v_rows[p] + d0;
+                __m256 v0 = _mm256_loadu_ps(vp), v1 = _mm256_loadu_ps(vp + 8);
+                __m256 w = _mm256_broadcast_ss(sr[0] + p);
+                o0 = _mm256_fmadd_ps(w, v0, o0);
+                u0 = _mm256_fmadd_ps(w, v1, u0);
+                w = _mm256_broadcast_ss(sr[1] + p);
+                o1 = _mm256_fmadd_ps(w, v0, o1);
+                u1 = _mm256_fmadd_ps(w, v1, u1);
+                w = _mm256_broadcast_ss(sr[2] + p);
+                o2 = _mm256_fmadd_ps(w, v0, o2);
+                u2 = _mm256_fmadd_ps(w, v1, u2);
+                w = _mm256_broadcast_ss(sr[3] + p);
+                o3 = _mm256_fmadd_ps(w, v0, o3);
+                u3 = _mm256_fmadd_ps(w, v1, u3);
+            }
+            const __m256 lo[RUN_QUERIES] = {o0, o1, o2, o3}, hi[RUN_QUERIES] = {u0, u1, u2, u3};
+            for (int r = 0; r < m; r++) {
+                float *o = out + (size_t)(i0 + r) * out_stride + d0;
+                _mm256_storeu_ps(o, lo[r]);
+                _mm256_storeu_ps(o + 8, hi[r]);
+            }
+        }
+        for (; d0 < hd; d0++)
+            for (int r = 0; r < m; r++) {
+                float acc = 0;
+                for (int p = 0; p < lim; p++)
+                    acc += sr[r][p] * v_rows[p][d0];
+                out[(size_t)(i0 + r) * out_stride + d0] = acc;
+            }
+    }
+}
+#endif
+
+static void attend_run_head(const float *q, size_t q_stride, const float *const *k_rows,
+                            const float *const *v_rows, int n, int p0, int hd, float scale,
+                            float *kT, float *S, int ldk, float *out, size_t out_stride)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        attend_run_head_avx2(q, q_stride, k_rows, v_rows, n, p0, hd, scale, kT, S, ldk, out,
+                             out_stride);
+        return;
+    }
+#endif
+    attend_run_head_generic(q, q_stride, k_rows, v_rows, n, p0, hd, scale, kT, S, ldk, out,
+                            out_stride);
+}
+
+static void run_task(void *ctx, int task, int thread)
+{
+    const run_job *j = ctx;
+    lb_engine *e = j->e;
+    const lb_config *c = &e->m->cfg;
+    int hd = c->head_dim, h = task % c->n_heads;
+    const attn_run *run = &j->runs[task / c->n_heads];
+    int kvh = h / (c->n_heads / c->n_kv_heads), np = run->p0 + run->n;
+    size_t per_thread = (size_t)(hd + RUN_QUERIES) * (size_t)j->ldk;
+    float *kT = e->att_run + (size_t)thread * per_thread;
+    float *S = kT + (size_t)hd * j->ldk;
+    const float **k_rows = e->att_rows + (size_t)thread * 2 * (size_t)j->ldk;
+    const float **v_rows = k_rows + j->ldk;
+    for (int p = 0; p < np; p++) {
+        k_rows[p] = kv_row(e, e->k_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
+        v_rows[p] = kv_row(e, e->v_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
+    }
+    size_t qd = (size_t)c->n_heads * hd;
+    attend_run_head(e->q + (size_t)run->t0 * qd + (size_t)h * hd, qd, k_rows, v_rows, run->n,
+                    run->p0, hd, 1.0f / sqrtf((float)hd), kT, S, j->ldk,
+                    e->att + (size_t)run->t0 * qd + (size_t)h * hd, qd);
+}
+
 void op_attention(lb_engine *e, int layer, const lb_batch *b)
 {
     size_t row = (size_t)e->kv_dim * sizeof(float);
@@ -143,8 +437,44 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
         memcpy(kv_row(e, e->k_cache, b->seq[t], layer, b->pos[t]), e->k + (size_t)t * e->kv_dim, row);
         memcpy(kv_row(e, e->v_cache, b->seq[t], layer, b->pos[t]), e->v + (size_t)t * e->kv_dim, row);
     }
-    attn_job job = {e, layer, b};
-    lb_pool_run(e->pool, b->n * e->m->cfg.n_heads, attention_task, &job);
+    /* Runs of RUN_MIN or more tokens of one sequence at consecutive positions take the
+     * blocked path; the other tokens go one by one. */
+    int n_heads = e->m->cfg.n_heads, n_runs = 0, longest = 0;
+    attn_run *runs = NULL;
+    for (int t = 0; t < b->n;) {
+        int u = t + 1;
+        while (u < b->n && b->seq[u] == b->seq[t] && b->pos[u] == b->pos[u - 1] + 1)
+            u++;
+        if (u - t >= RUN_MIN) {
+            runs = lb_realloc(runs, (size_t)(n_runs + 1) * sizeof *runs);
+            runs[n_runs++] = (attn_run){t, u - t, b->seq[t], b->pos[t]};
+            if (b->pos[u - 1] + 1 > longest)
+                longest = b->pos[u - 1] + 1;
+        }
+        t = u;
+    }
+    if (n_runs) {
+        int hd = e->m->cfg.head_dim;
+        int ldk = (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES;
+        size_t threads = (size_t)lb_pool_size(e->pool);
+        if (ldk > e->att_run_ldk) {
+            free(e->att_run);
+            free(e->att_rows);
+            e->att_run = lb_malloc(threads * (size_t)(hd + RUN_QUERIES) * (size_t)ldk *
+                                   sizeof(float));
+            e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
+            e->att_run_ldk = ldk;
+        }
+        run_job rj = {e, layer, runs, ldk};
+        lb_pool_run(e->pool, n_runs * n_heads, run_task, &rj);
+    }
+    attn_job job = {e, layer, b, runs, n_runs};
+    int n_single = b->n;
+    for (int r = 0; r < n_runs; r++)
+        n_single -= runs[r].n;
+    if (n_single > 0)
+        lb_pool_run(e->pool, b->n * n_heads, attention_task, &job);
+    free(runs);
 }
 
 void op_logits(lb_engine *e, const lb_batch *b, float *logits)

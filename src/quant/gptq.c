@@ -7,6 +7,7 @@
  * that factor, so within a block of columns rows are split over the thread pool; the lazy
  * update of the later columns is one matrix product (BLAS). */
 #include "core/threadpool.h"
+#include "core/timer.h"
 #include "quant/quantize.h"
 
 #include <cblas.h>
@@ -103,14 +104,16 @@ static int inverse_factor(double *H, int n, double damp, float *U, lb_error *err
         memcpy(A, H, (size_t)n * (size_t)n * sizeof(double));
         for (int i = 0; i < n; i++)
             A[(size_t)i * n + i] += damp * mean;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        /* Row-major upper triangle = column-major lower: LAPACK works on the matrix as it
+         * lies (A symmetric), with no transposed copies. */
+        if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
-        if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        if (LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
         for (int i = 0; i < n; i++)
             for (int k = 0; k < i; k++)
                 A[(size_t)i * n + k] = A[(size_t)k * n + i];
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n) != 0)
+        if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n) != 0)
             continue;
         for (int i = 0; i < n; i++)
             for (int k = 0; k < n; k++)
@@ -126,6 +129,15 @@ static int inverse_factor(double *H, int n, double damp, float *U, lb_error *err
 int lb_gptq_quantize(const float *W, const float *H, int rows, int cols, int bits,
                      int group_size, bool sym, bool act_order, bool static_groups, float damp,
                      struct lb_pool *pool, lb_qweight *out, double *loss, lb_error *err)
+{
+    return lb_gptq_quantize_timed(W, H, rows, cols, bits, group_size, sym, act_order,
+                                  static_groups, damp, pool, out, loss, NULL, err);
+}
+
+int lb_gptq_quantize_timed(const float *W, const float *H, int rows, int cols, int bits,
+                           int group_size, bool sym, bool act_order, bool static_groups,
+                           float damp, struct lb_pool *pool, lb_qweight *out, double *loss,
+                           double *factor_ms, lb_error *err)
 {
     size_t nn = (size_t)cols * (size_t)cols;
     lb_qweight_init(out, rows, cols, bits, group_size, sym, false);
@@ -162,7 +174,13 @@ int lb_gptq_quantize(const float *W, const float *H, int rows, int cols, int bit
         for (int i = 0; i < cols; i++)
             Wp[(size_t)r * cols + i] = dead[perm[i]] ? 0.0f : W[(size_t)r * cols + perm[i]];
 
-    if (inverse_factor(Hd, cols, damp, U, err)) {
+    double w0 = lb_now_ms(), c0 = lb_cpu_ms();
+    int frc = inverse_factor(Hd, cols, damp, U, err);
+    if (factor_ms) {
+        factor_ms[0] += lb_now_ms() - w0;
+        factor_ms[1] += lb_cpu_ms() - c0;
+    }
+    if (frc) {
         free(Wp); free(perm); free(group_of); free(Hd); free(U); free(dead);
         lb_qweight_free(out);
         return -1;

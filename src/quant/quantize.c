@@ -82,6 +82,33 @@ int lb_quant_check(const lb_quant_opts *o, lb_error *err)
     return 0;
 }
 
+static const char *const phase_names[LB_QP_COUNT] = {
+    "embed", "capture", "stats", "factor", "solve", "report", "share", "reforward", "commit"};
+
+const char *lb_quant_phase_name(lb_quant_phase p)
+{
+    return (unsigned)p < LB_QP_COUNT ? phase_names[p] : "?";
+}
+
+/* Wall and CPU clocks at one moment, for charging the time since then to a phase. */
+typedef struct {
+    double wall, cpu;
+} stamp;
+
+static stamp stamp_now(void)
+{
+    return (stamp){lb_now_ms(), lb_cpu_ms()};
+}
+
+/* Adds the time since *since to phase p (negative k moves it out of p) and returns now. */
+static stamp charge(lb_quant_report *r, lb_quant_phase p, stamp since, double k)
+{
+    stamp now = stamp_now();
+    r->phase_s[p] += k * (now.wall - since.wall) / 1e3;
+    r->phase_cpu_s[p] += k * (now.cpu - since.cpu) / 1e3;
+    return now;
+}
+
 void lb_quant_report_free(lb_quant_report *r)
 {
     if (!r)
@@ -120,7 +147,8 @@ typedef struct {
 
 typedef struct {
     site_stats site[LB_SITE_COUNT];
-    bool want_hessian;
+    lb_quant_report *rep;   /* the time of the statistics moves from capture to stats */
+    bool abs_stats;         /* |x| maxima and means (AWQ, SmoothQuant; GPTQ needs only H) */
 } capture_state;
 
 static void stats_init(site_stats *s, int width, bool hessian)
@@ -178,10 +206,11 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
     site_stats *s = &cs->site[site];
     if (width != s->width)
         return;   /* cannot happen: widths come from the same config */
+    stamp t0 = stamp_now();
     if (s->H)
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, width, n, 1.0f, x, width, 1.0f, s->H,
                     width);
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < n && cs->abs_stats; t++) {
         const float *row = x + (size_t)t * width;
         for (int j = 0; j < width; j++) {
             float a = fabsf(row[j]);
@@ -191,6 +220,8 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
         }
     }
     s->n += n;
+    charge(cs->rep, LB_QP_CAPTURE, t0, -1.0);
+    charge(cs->rep, LB_QP_STATS, t0, 1.0);
 }
 
 /* ---- the linears of a block ------------------------------------------------------------- */
@@ -329,6 +360,7 @@ static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, co
                          double gptq_loss)
 {
     lb_quant_report *rep = rc->rep;
+    stamp t0 = stamp_now();
     lb_quant_layer *q = &rep->layers[rep->n_layers++];
     memset(q, 0, sizeof *q);
     snprintf(q->name, sizeof q->name, "%s", li->t->name);
@@ -356,6 +388,8 @@ static void report_layer(run_ctx *rc, const linear *li, const lb_qweight *qw, co
         free(b);
     }
     rep->n_weights += (int64_t)li->rows * li->cols;
+    charge(rep, LB_QP_SOLVE, t0, -1.0);
+    charge(rep, LB_QP_REPORT, t0, 1.0);
 }
 
 /* Scales input columns of W by s (W·diag(s)). */
@@ -506,10 +540,16 @@ static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err
             continue;
         const float *H = cs->site[lin_site[i]].H;
         lb_qweight qw;
-        double loss = 0;
-        if (lb_gptq_quantize(lin[i].W, H, lin[i].rows, lin[i].cols, o->bits, o->group_size,
-                             o->sym, o->act_order, o->static_groups, o->damp, rc->pool, &qw,
-                             &loss, err))
+        double loss = 0, factor_ms[2] = {0, 0};
+        int r = lb_gptq_quantize_timed(lin[i].W, H, lin[i].rows, lin[i].cols, o->bits,
+                                       o->group_size, o->sym, o->act_order, o->static_groups,
+                                       o->damp, rc->pool, &qw, &loss, factor_ms, err);
+        for (int k = 0; k < 2; k++) {
+            double *by_clock = k ? rc->rep->phase_cpu_s : rc->rep->phase_s;
+            by_clock[LB_QP_FACTOR] += factor_ms[k] / 1e3;
+            by_clock[LB_QP_SOLVE] -= factor_ms[k] / 1e3;
+        }
+        if (r)
             return lb_fail_prefix(err, "%s: ", lin[i].t->name);
         report_layer(rc, &lin[i], &qw, H, loss);
         stage(rc, i, &qw);
@@ -661,6 +701,8 @@ static int block_smoothquant(run_ctx *rc, int l, linear *lin, capture_state *cs,
 
 /* ---- the driver ------------------------------------------------------------------------- */
 
+#define CALIB_BATCH_TOKENS 2048
+
 static int check_model(const lb_model *m, lb_error *err)
 {
     if (m->cfg.arch != LB_ARCH_LLAMA && m->cfg.arch != LB_ARCH_GPT2)
@@ -757,45 +799,62 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
 
     const lb_calib *cal = o->calib;
     int L = cal->seqlen, S = cal->n_samples, dim = c->dim;
+    /* Windows go through each block CALIB_BATCH_TOKENS' worth at a time, one sequence slot
+     * each: bigger matrix products, and fewer, longer updates of the Hessians. */
+    int B = L < CALIB_BATCH_TOKENS ? CALIB_BATCH_TOKENS / L : 1;
+    if (B > S)
+        B = S;
     lb_engine *e;
-    if (lb_engine_create(m, L, 1, o->n_threads, &e, err)) {
+    if (lb_engine_create(m, L, B, o->n_threads, &e, err)) {
         lb_progress_finish(bar);
         return -1;
     }
     rc.pool = lb_engine_pool(e);
     lb_engine_set_gemm(e, true);
-    int *pos = lb_malloc((size_t)L * sizeof(int));
-    int *seq = lb_calloc((size_t)L, sizeof(int));
-    for (int t = 0; t < L; t++)
-        pos[t] = t;
+    int *pos = lb_malloc((size_t)B * L * sizeof(int));
+    int *seq = lb_malloc((size_t)B * L * sizeof(int));
+    for (int t = 0; t < B * L; t++) {
+        pos[t] = t % L;
+        seq[t] = t / L;
+    }
     size_t win = (size_t)L * (size_t)dim;
     float *X = lb_malloc((size_t)S * win * sizeof(float));   /* block inputs, then outputs */
-    float *tmp = lb_malloc(win * sizeof(float));
+    float *tmp = lb_malloc((size_t)B * win * sizeof(float));
     capture_state cs;
+    cs.rep = rep;
+    cs.abs_stats = o->method != LB_QM_GPTQ;
     bool hess = o->method == LB_QM_GPTQ || o->method == LB_QM_AWQ;
     stats_init(&cs.site[LB_SITE_QKV], dim, hess);
     stats_init(&cs.site[LB_SITE_O], c->n_heads * c->head_dim, hess);
     stats_init(&cs.site[LB_SITE_FFN], dim, hess);
     stats_init(&cs.site[LB_SITE_DOWN], c->hidden_dim, hess);
 
-    for (int s = 0; s < S && !status; s++) {
-        lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+    stamp t = stamp_now();
+    for (int s = 0; s < S && !status; s += B) {
+        int nb = S - s < B ? S - s : B;
+        lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
         status = lb_engine_embed(e, &b, X + (size_t)s * win, err);
     }
+    t = charge(rep, LB_QP_EMBED, t, 1.0);
     for (int l = 0; l < c->n_layers && !status; l++) {
         for (int k = 0; k < LB_SITE_COUNT; k++)
             stats_reset(&cs.site[k]);
         lb_engine_set_capture(e, on_capture, &cs);
-        for (int s = 0; s < S && !status; s++) {
-            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
-            memcpy(tmp, X + (size_t)s * win, win * sizeof(float));
+        lb_engine_set_capture_only(e, true);
+        for (int s = 0; s < S && !status; s += B) {
+            int nb = S - s < B ? S - s : B;
+            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+            memcpy(tmp, X + (size_t)s * win, (size_t)nb * win * sizeof(float));
             status = lb_engine_block(e, l, &b, tmp, err);
         }
         lb_engine_set_capture(e, NULL, NULL);
+        lb_engine_set_capture_only(e, false);
+        t = charge(rep, LB_QP_CAPTURE, t, 1.0);
         if (status)
             break;
         for (int k = 0; k < LB_SITE_COUNT; k++)
             stats_finish(&cs.site[k]);
+        t = charge(rep, LB_QP_STATS, t, 1.0);
         for (int i = 0; i < LIN_COUNT; i++)
             linear_load(&lin[i], layer_linear(&m->layers[l], i));
         int base = rep->n_layers;
@@ -808,17 +867,22 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
         } else {
             status = block_smoothquant(&rc, l, lin, &cs, err);   /* cheap: each process whole */
         }
+        t = charge(rep, LB_QP_SOLVE, t, 1.0);
         status = share_block(&rc, lin, base, status, err);
+        t = charge(rep, LB_QP_SHARE, t, 1.0);
         /* The next block's inputs: this block's outputs with its quantized weights. */
         expanded_block xb;
         expand_block(&rc, lin, &xb);
-        for (int s = 0; s < S && !status; s++) {
-            lb_batch b = {L, cal->tokens + (size_t)s * L, pos, seq, NULL};
+        for (int s = 0; s < S && !status; s += B) {
+            int nb = S - s < B ? S - s : B;
+            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
             status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
         }
         restore_block(lin, &xb);
+        t = charge(rep, LB_QP_REFORWARD, t, 1.0);
         status = commit_block(&rc, lin, status, err);
         free_linears(lin);
+        t = charge(rep, LB_QP_COMMIT, t, 1.0);
         lb_progress_update(bar, (uint64_t)l + 1);
     }
     lb_progress_finish(bar);

@@ -63,11 +63,29 @@ typedef struct {
     double gptq_loss;
 } lb_quant_layer;
 
+/* Where a calibrated run spends its time (lb_quant_report.phase_*). */
+typedef enum {
+    LB_QP_EMBED,       /* token embeddings of the calibration windows */
+    LB_QP_CAPTURE,     /* each block's float forward that exposes the linears' inputs */
+    LB_QP_STATS,       /* input statistics: Hessians X Xᵀ, |x| maxima and means */
+    LB_QP_FACTOR,      /* GPTQ: Cholesky factor of the dampened inverse Hessian */
+    LB_QP_SOLVE,       /* the method's own work (GPTQ columns, AWQ search, rounding) */
+    LB_QP_REPORT,      /* the per-layer output error for the report */
+    LB_QP_SHARE,       /* under mpirun: the processes' results of a block passed around */
+    LB_QP_REFORWARD,   /* each block run again with its quantized weights */
+    LB_QP_COMMIT,      /* packing the results into the model */
+    LB_QP_COUNT
+} lb_quant_phase;
+
+const char *lb_quant_phase_name(lb_quant_phase p);
+
 typedef struct {
     lb_quant_layer *layers;
     int n_layers;
     int64_t n_weights;      /* quantized weights */
     double seconds;
+    double phase_s[LB_QP_COUNT];       /* wall seconds per phase */
+    double phase_cpu_s[LB_QP_COUNT];   /* CPU seconds per phase (all threads) */
 } lb_quant_report;
 
 void lb_quant_report_free(lb_quant_report *r);
@@ -88,6 +106,12 @@ struct lb_pool;
 int lb_gptq_quantize(const float *W, const float *H, int rows, int cols, int bits,
                      int group_size, bool sym, bool act_order, bool static_groups, float damp,
                      struct lb_pool *pool, lb_qweight *out, double *loss, lb_error *err);
+/* The same, adding the wall and CPU milliseconds spent on the inverse factor to factor_ms[0]
+ * and factor_ms[1] (factor_ms may be NULL). */
+int lb_gptq_quantize_timed(const float *W, const float *H, int rows, int cols, int bits,
+                           int group_size, bool sym, bool act_order, bool static_groups,
+                           float damp, struct lb_pool *pool, lb_qweight *out, double *loss,
+                           double *factor_ms, lb_error *err);
 
 /* AWQ (awq.c). Searches the per-input-channel scale s = mean|x|^α (normalized) over a grid of
  * n_grid values of α in [0, 1) that minimizes Σ over the n_lin linears W_i (rows_i × cols) of
