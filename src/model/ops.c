@@ -168,11 +168,6 @@ typedef struct {
     int ldk;              /* scratch row length: the longest run's keys, rounded up */
 } run_job;
 
-/* One head over one run: K of the head transposed (keys along the lanes), scores for
- * RUN_QUERIES queries at a time, softmax row by row, then the weighted sums of V with the head's
- * dimensions along the lanes. Each score is the same dot product times the scale as in
- * attention_task, and each output the same sum over positions in the same order; only the
- * order inside the dot products differs. */
 /* RUN_LANES floats as one value of GCC's (and clang's) vector extension: each clone lowers it
  * to the widest registers it has. Loads and stores go through memcpy (no alignment needed). */
 typedef float lanes __attribute__((vector_size(RUN_LANES * sizeof(float))));
@@ -181,13 +176,12 @@ typedef float lanes __attribute__((vector_size(RUN_LANES * sizeof(float))));
 #define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes))
 #define LANES_STORE(p, v) memcpy((p), &(v), sizeof(lanes))
 
-RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q_stride,
-                                       const float *const *k_rows, const float *const *v_rows,
-                                       int n, int p0, int hd, float scale, float *restrict kT,
-                                       float *restrict S, int ldk, float *restrict out,
-                                       size_t out_stride)
+/* Steps both run kernels share. */
+
+/* K of the head transposed into kT[hd][ldk] (keys along the rows), zero past the last key. */
+static inline void run_transpose_keys(const float *const *k_rows, int np, int hd, float *kT,
+                                      int ldk)
 {
-    int np = p0 + n;
     for (int d = 0; d < hd; d++) {
         float *row = kT + (size_t)d * ldk;
         for (int p = 0; p < np; p++)
@@ -195,6 +189,62 @@ RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q
         for (int p = np; p < ldk; p++)
             row[p] = 0.0f;
     }
+}
+
+/* Softmax over the scores of each of the group's m queries (query r sees keys 0 .. p_first +
+ * r), zeros up to lim; the rows of S past m become all zeros. */
+static inline void run_softmax_group(float *S, int ldk, int m, int p_first, int lim)
+{
+    for (int r = 0; r < RUN_QUERIES; r++) {
+        float *sr = S + (size_t)r * ldk;
+        if (r >= m) {
+            memset(sr, 0, (size_t)lim * sizeof(float));
+            continue;
+        }
+        int pos = p_first + r;
+        float max = -INFINITY;
+        for (int p = 0; p <= pos; p++)
+            if (sr[p] > max)
+                max = sr[p];
+        float sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            sr[p] = expf(sr[p] - max);
+            sum += sr[p];
+        }
+        float inv_sum = 1.0f / sum;
+        for (int p = 0; p <= pos; p++)
+            sr[p] *= inv_sum;
+        for (int p = pos + 1; p < lim; p++)
+            sr[p] = 0.0f;
+    }
+}
+
+/* The weighted sums of V for head dimensions d0 .. hd-1 past the last full vector. */
+static inline void run_sum_tail(const float *S, int ldk, const float *const *v_rows, int m,
+                                int lim, int d0, int hd, float *out, size_t out_stride)
+{
+    for (; d0 < hd; d0++)
+        for (int r = 0; r < m; r++) {
+            const float *sr = S + (size_t)r * ldk;
+            float acc = 0;
+            for (int p = 0; p < lim; p++)
+                acc += sr[p] * v_rows[p][d0];
+            out[(size_t)r * out_stride + d0] = acc;
+        }
+}
+
+/* One head over one run: K of the head transposed (keys along the lanes), scores for
+ * RUN_QUERIES queries at a time, softmax row by row, then the weighted sums of V with the head's
+ * dimensions along the lanes. Each score is the same dot product times the scale as in
+ * attention_task, and each output the same sum over positions in the same order; only the
+ * order inside the dot products differs. */
+RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q_stride,
+                                       const float *const *k_rows, const float *const *v_rows,
+                                       int n, int p0, int hd, float scale, float *restrict kT,
+                                       float *restrict S, int ldk, float *restrict out,
+                                       size_t out_stride)
+{
+    run_transpose_keys(k_rows, p0 + n, hd, kT, ldk);
     float *s0 = S, *s1 = S + ldk, *s2 = S + 2 * (size_t)ldk, *s3 = S + 3 * (size_t)ldk;
     for (int i0 = 0; i0 < n; i0 += RUN_QUERIES) {
         int m = n - i0 < RUN_QUERIES ? n - i0 : RUN_QUERIES;
@@ -222,28 +272,7 @@ RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q
             LANES_STORE(s2 + p, a2);
             LANES_STORE(s3 + p, a3);
         }
-        for (int r = 0; r < RUN_QUERIES; r++) {
-            float *sr = S + (size_t)r * ldk;
-            if (r >= m) {
-                memset(sr, 0, (size_t)lim * sizeof(float));
-                continue;
-            }
-            int pos = p0 + i0 + r;
-            float max = -INFINITY;
-            for (int p = 0; p <= pos; p++)
-                if (sr[p] > max)
-                    max = sr[p];
-            float sum = 0;
-            for (int p = 0; p <= pos; p++) {
-                sr[p] = expf(sr[p] - max);
-                sum += sr[p];
-            }
-            float inv_sum = 1.0f / sum;
-            for (int p = 0; p <= pos; p++)
-                sr[p] *= inv_sum;
-            for (int p = pos + 1; p < lim; p++)
-                sr[p] = 0.0f;
-        }
+        run_softmax_group(S, ldk, m, p0 + i0, lim);
         int d0 = 0;
         for (; d0 + RUN_LANES <= hd; d0 += RUN_LANES) {
             lanes o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
@@ -259,39 +288,13 @@ RUN_CLONES static void attend_run_head_generic(const float *restrict q, size_t q
             for (int r = 0; r < m; r++)
                 LANES_STORE(out + (size_t)(i0 + r) * out_stride + d0, o[r]);
         }
-        for (; d0 < hd; d0++)   /* head dimensions past the last full vector */
-            for (int r = 0; r < m; r++) {
-                const float *sr = S + (size_t)r * ldk;
-                float acc = 0;
-                for (int p = 0; p < lim; p++)
-                    acc += sr[p] * v_rows[p][d0];
-                out[(size_t)(i0 + r) * out_stride + d0] = acc;
-            }
+        run_sum_tail(S, ldk, v_rows, m, lim, d0, hd, out + (size_t)i0 * out_stride, out_stride);
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define RUN_AVX2 __attribute__((target("avx2,fma")))
-
-/* Softmax of the scores of query r of a group (shared by both kernels' callers below). */
-static void run_softmax(float *sr, int pos, int lim)
-{
-    float max = -INFINITY;
-    for (int p = 0; p <= pos; p++)
-        if (sr[p] > max)
-            max = sr[p];
-    float sum = 0;
-    for (int p = 0; p <= pos; p++) {
-        sr[p] = expf(sr[p] - max);
-        sum += sr[p];
-    }
-    float inv_sum = 1.0f / sum;
-    for (int p = 0; p <= pos; p++)
-        sr[p] *= inv_sum;
-    for (int p = pos + 1; p < lim; p++)
-        sr[p] = 0.0f;
-}
 
 /* attend_run_head_generic written out for AVX2 + FMA: 16 keys (two registers) by 4 queries
  * per step of the scores, 16 head dimensions by 4 queries per step of the sums, so that eight
@@ -302,14 +305,7 @@ RUN_AVX2 static void attend_run_head_avx2(const float *restrict q, size_t q_stri
                                           float scale, float *restrict kT, float *restrict S,
                                           int ldk, float *restrict out, size_t out_stride)
 {
-    int np = p0 + n;
-    for (int d = 0; d < hd; d++) {
-        float *row = kT + (size_t)d * ldk;
-        for (int p = 0; p < np; p++)
-            row[p] = k_rows[p][d];
-        for (int p = np; p < ldk; p++)
-            row[p] = 0.0f;
-    }
+    run_transpose_keys(k_rows, p0 + n, hd, kT, ldk);
     float *sr[RUN_QUERIES];
     for (int r = 0; r < RUN_QUERIES; r++)
         sr[r] = S + (size_t)r * ldk;
@@ -348,12 +344,7 @@ RUN_AVX2 static void attend_run_head_avx2(const float *restrict q, size_t q_stri
             _mm256_storeu_ps(sr[3] + p, _mm256_mul_ps(a3, vs));
             _mm256_storeu_ps(sr[3] + p + 8, _mm256_mul_ps(b3, vs));
         }
-        for (int r = 0; r < RUN_QUERIES; r++) {
-            if (r < m)
-                run_softmax(sr[r], p0 + i0 + r, lim);
-            else
-                memset(sr[r], 0, (size_t)lim * sizeof(float));
-        }
+        run_softmax_group(S, ldk, m, p0 + i0, lim);
         int d0 = 0;
         for (; d0 + 16 <= hd; d0 += 16) {
             __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
@@ -381,13 +372,7 @@ RUN_AVX2 static void attend_run_head_avx2(const float *restrict q, size_t q_stri
                 _mm256_storeu_ps(o + 8, hi[r]);
             }
         }
-        for (; d0 < hd; d0++)
-            for (int r = 0; r < m; r++) {
-                float acc = 0;
-                for (int p = 0; p < lim; p++)
-                    acc += sr[r][p] * v_rows[p][d0];
-                out[(size_t)(i0 + r) * out_stride + d0] = acc;
-            }
+        run_sum_tail(S, ldk, v_rows, m, lim, d0, hd, out + (size_t)i0 * out_stride, out_stride);
     }
 }
 #endif
