@@ -439,6 +439,26 @@ static int min_ctx(const srv_server *s)
     return n_ctx;
 }
 
+/* The end both OpenAI endpoints share: the prompt text encoded (a failure names field), the
+ * completion run with max_tokens held to the model's context; or, when rc says the request
+ * was already refused, the 400 naming param. */
+static enum MHD_Result encode_and_run(srv_server *s, srv_conn *cc, srv_model *m,
+                                      srv_oa_params *p, int rc, const char *text,
+                                      const char *field, bool chat, const char *echo,
+                                      char *param, size_t cap, lb_error *err)
+{
+    int *ids = NULL, n_ids = 0;
+    if (rc == 0 && (rc = srv_encode_prompt(m, text, true, &ids, &n_ids, err)) != 0)
+        snprintf(param, cap, "%s", field);
+    if (rc)
+        return srv_send_bad(cc, param, err);
+    if (p->max_tokens > lb_engine_n_ctx(m->e))
+        p->max_tokens = lb_engine_n_ctx(m->e);
+    enum MHD_Result res = run_completion(s, cc, m, p, ids, n_ids, chat, echo);
+    free(ids);
+    return res;
+}
+
 enum MHD_Result srv_v1_completions(srv_server *s, srv_conn *cc, const char *path)
 {
     (void)path;
@@ -457,17 +477,8 @@ enum MHD_Result srv_v1_completions(srv_server *s, srv_conn *cc, const char *path
         json_decref(body);
         return sent;
     }
-    int *ids = NULL, n_ids = 0;
-    if (rc == 0 && (rc = srv_encode_prompt(m, prompt, true, &ids, &n_ids, &err)) != 0)
-        snprintf(param, sizeof param, "prompt");
-    if (rc == 0 && p.max_tokens > lb_engine_n_ctx(m->e))
-        p.max_tokens = lb_engine_n_ctx(m->e);
-    if (rc) {
-        json_decref(body);
-        return srv_send_bad(cc, param, &err);
-    }
-    enum MHD_Result res = run_completion(s, cc, m, &p, ids, n_ids, false, p.echo ? prompt : NULL);
-    free(ids);
+    enum MHD_Result res = encode_and_run(s, cc, m, &p, rc, prompt, "prompt", false,
+                                         p.echo ? prompt : NULL, param, sizeof param, &err);
     json_decref(body);
     return res;
 }
@@ -519,18 +530,9 @@ enum MHD_Result srv_v1_chat(srv_server *s, srv_conn *cc, const char *path)
                              param, sizeof param, &err);
     if (rc == 0 && p.n_stop < 5)
         p.stop[p.n_stop++] = turn_end;
-    int *ids = NULL, n_ids = 0;
-    if (rc == 0 && (rc = srv_encode_prompt(m, lb_buf_cstr(&prompt), true, &ids, &n_ids, &err)) != 0)
-        snprintf(param, sizeof param, "messages");
+    enum MHD_Result res = encode_and_run(s, cc, m, &p, rc, lb_buf_cstr(&prompt), "messages",
+                                         true, NULL, param, sizeof param, &err);
     lb_buf_free(&prompt);
-    if (rc == 0 && p.max_tokens > lb_engine_n_ctx(m->e))
-        p.max_tokens = lb_engine_n_ctx(m->e);
-    if (rc) {
-        json_decref(body);
-        return srv_send_bad(cc, param, &err);
-    }
-    enum MHD_Result res = run_completion(s, cc, m, &p, ids, n_ids, true, NULL);
-    free(ids);
     json_decref(body);
     return res;
 }
