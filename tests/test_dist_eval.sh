@@ -5,13 +5,7 @@
 # when the build has no MPI.
 source "$(dirname "$0")/lib.sh"
 
-if ! "$BIN" --version | grep -q "parallel processes: MPI"; then
-  echo "SKIP: lowbit was built without MPI"
-  exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# Open MPI's own allocations live from MPI_Init to exit: not lowbit's leaks.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+require_mpi
 model=$SHARED/models/stories260K.gguf
 text=$SCRATCH/text.txt
 head -c 24000 "$SHARED/datasets/tinystories/validation_head.txt" > "$text"

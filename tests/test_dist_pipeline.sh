@@ -5,12 +5,7 @@
 # report. Skipped, loudly, when the build has no MPI.
 source "$(dirname "$0")/lib.sh"
 
-if ! "$BIN" --version | grep -q "parallel processes: MPI"; then
-  echo "SKIP: lowbit was built without MPI"
-  exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+require_mpi
 export LOWBIT_PROGRESS=0 LOWBIT_DATA_DIR="$SHARED/datasets"
 cd "$SCRATCH"
 # RTN only: its models are the same bytes whatever the thread counts (GPTQ's go through

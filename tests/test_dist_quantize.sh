@@ -6,12 +6,7 @@
 # process that has two. Skipped, loudly, when the build has no MPI.
 source "$(dirname "$0")/lib.sh"
 
-if ! "$BIN" --version | grep -q "parallel processes: MPI"; then
-  echo "SKIP: lowbit was built without MPI"
-  exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+require_mpi
 export OPENBLAS_NUM_THREADS=1 LOWBIT_PROGRESS=0
 model=$SHARED/models/stories260K.gguf
 calib=(--calib "$SHARED/datasets/tinystories/validation_head.txt" --calib-samples 6 --calib-seqlen 64)

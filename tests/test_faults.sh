@@ -20,19 +20,23 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 leftovers() { (cd "$1" && ls -d -- *.tmp.* 2>/dev/null | tr '\n' ' '); }
 
 # kill_when_tmp OUT -- command...: runs the command and kill -9s it as soon as its temporary
-# file OUT.tmp.<pid> exists. CAUGHT=1 when it was killed that way, 0 when it ended first.
+# file OUT.tmp.<pid> exists, up to 5 tries. CAUGHT=1 when it was killed that way (KILLED_PID
+# its pid), 0 when it ended first every time.
 kill_when_tmp() {
-  local out=$1 i pid; shift 2
-  "$@" >/dev/null 2>&1 &
-  pid=$!
+  local out=$1 i pid try; shift 2
   CAUGHT=0
-  for ((i = 0; i < 12000; i++)); do
-    if [ -e "$out.tmp.$pid" ]; then kill -9 "$pid"; CAUGHT=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.005
+  for try in 1 2 3 4 5; do   # a fast writer may finish between two looks: try again
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    for ((i = 0; i < 12000; i++)); do
+      if [ -e "$out.tmp.$pid" ]; then kill -9 "$pid"; CAUGHT=1; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.005
+    done
+    wait "$pid" 2>/dev/null
+    KILLED_PID=$pid
+    [ $CAUGHT -eq 1 ] && break
   done
-  wait "$pid" 2>/dev/null
-  KILLED_PID=$pid
 }
 # kill_after SECONDS -- command...: kill -9 after a delay (in the middle of the computation).
 kill_after() {
@@ -55,10 +59,7 @@ good=$(sha q.gguf)
 kill_after 0.3 -- "${QUANT[@]}" -s 5 -o q.gguf
 expect_eq "quantize killed while computing: q.gguf unchanged" "$(sha q.gguf)" "$good"
 expect_eq "quantize killed while computing: no temporary file" "$(leftovers .)" ""
-for try in 1 2 3 4 5; do
-  kill_when_tmp q.gguf -- "${QUANT[@]}" -s 5 -o q.gguf
-  [ $CAUGHT -eq 1 ] && break
-done
+kill_when_tmp q.gguf -- "${QUANT[@]}" -s 5 -o q.gguf
 if [ $CAUGHT -eq 1 ]; then
   expect_eq "quantize killed while writing: q.gguf unchanged" "$(sha q.gguf)" "$good"
   expect_eq "quantize killed while writing: only its temporary file is left" "$(leftovers .)" "q.gguf.tmp.$KILLED_PID "
@@ -77,10 +78,7 @@ EXPORT=("$BIN" export -m q.gguf -q)
 mkdir ex
 "${EXPORT[@]}" --format gguf -o ex/e.gguf || fail "the good export"
 egood=$(sha ex/e.gguf)
-for try in 1 2 3 4 5; do
-  kill_when_tmp ex/e.gguf -- "${EXPORT[@]}" --format gguf --f32 -o ex/e.gguf
-  [ $CAUGHT -eq 1 ] && break
-done
+kill_when_tmp ex/e.gguf -- "${EXPORT[@]}" --format gguf --f32 -o ex/e.gguf
 if [ $CAUGHT -eq 1 ]; then
   expect_eq "export killed while writing: e.gguf unchanged" "$(sha ex/e.gguf)" "$egood"
   expect_eq "export killed while writing: only its temporary file is left" "$(leftovers ex)" "e.gguf.tmp.$KILLED_PID "
@@ -91,10 +89,7 @@ fi
 expect_eq "the next export removes the killed one's temporary file" "$(leftovers ex)" ""
 expect_eq "the new export is the same file" "$(sha ex/e.gguf)" "$egood"
 # A directory export (GPTQ layout) is built under a temporary name and renamed when complete.
-for try in 1 2 3 4 5; do
-  kill_when_tmp ex/e.gptq -- "${EXPORT[@]}" --format gptq -o ex/e.gptq
-  [ $CAUGHT -eq 1 ] && break
-done
+kill_when_tmp ex/e.gptq -- "${EXPORT[@]}" --format gptq -o ex/e.gptq
 if [ $CAUGHT -eq 1 ]; then
   [ -e ex/e.gptq ] && fail "export killed while writing: ex/e.gptq exists" || pass "export killed while writing: no ex/e.gptq"
   expect_eq "export killed while writing: only its temporary directory is left" "$(leftovers ex)" "e.gptq.tmp.$KILLED_PID "
