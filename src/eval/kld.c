@@ -141,12 +141,8 @@ int lb_kld(lb_engine *q, lb_engine *base, const int *tokens, int64_t n_tokens,
     /* As in perplexity: whole passes per process under mpirun, every token's figures in their
      * slots, merged, then summed in order as one process would. */
     int64_t *off = lb_ppl_scored_offsets(w, n_w), n_scored = off[n_w];
-    uint64_t my_tokens = 0, total_tokens = 0;
-    for (int i = 0; i < n_w; i++) {
-        total_tokens += (uint64_t)w[i].len;
-        if (lb_dist_mine(i / per_pass))
-            my_tokens += (uint64_t)w[i].len;
-    }
+    uint64_t my_tokens, total_tokens;
+    lb_ppl_count_tokens(w, n_w, per_pass, &my_tokens, &total_tokens);
     double *figs = lb_calloc((size_t)N_FIGURES * (size_t)(n_scored ? n_scored : 1), sizeof *figs);
     lb_progress *pb = opts->progress ? lb_progress_start("kld", my_tokens, "tok") : NULL;
 

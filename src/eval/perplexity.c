@@ -200,6 +200,17 @@ int64_t *lb_ppl_scored_offsets(const lb_ppl_window *w, int n)
     return off;
 }
 
+void lb_ppl_count_tokens(const lb_ppl_window *w, int n, int per_pass, uint64_t *mine,
+                         uint64_t *total)
+{
+    *mine = *total = 0;
+    for (int i = 0; i < n; i++) {
+        *total += (uint64_t)w[i].len;
+        if (lb_dist_mine(i / per_pass))
+            *mine += (uint64_t)w[i].len;
+    }
+}
+
 /* Running sums over the per-token figures, taken in window order whichever process or pass
  * computed them. */
 typedef struct {
@@ -254,12 +265,8 @@ int lb_perplexity(lb_engine *e, const int *tokens, int64_t n_tokens, const lb_pp
     int64_t *off = lb_ppl_scored_offsets(w, n_w);
     double *nll = lb_calloc((size_t)(off[n_w] ? off[n_w] : 1), sizeof *nll);
 
-    uint64_t my_tokens = 0, total_tokens = 0;
-    for (int i = 0; i < n_w; i++) {
-        total_tokens += (uint64_t)w[i].len;
-        if (lb_dist_mine(i / per_pass))
-            my_tokens += (uint64_t)w[i].len;
-    }
+    uint64_t my_tokens, total_tokens;
+    lb_ppl_count_tokens(w, n_w, per_pass, &my_tokens, &total_tokens);
     lb_progress *pb = opts->progress ? lb_progress_start("perplexity", my_tokens, "tok") : NULL;
 
     double t0 = lb_now_ms();

@@ -85,6 +85,11 @@ int lb_ppl_forward(lb_engine *e, const int *tokens, const lb_ppl_window *w, int 
  * n + 1 entries, the last the total. malloc'd. */
 int64_t *lb_ppl_scored_offsets(const lb_ppl_window *w, int n);
 
+/* Tokens fed over windows w[0..n), in *total, and over those of the passes of per_pass
+ * windows that this process runs under mpirun (lb_dist_mine of the pass), in *mine. */
+void lb_ppl_count_tokens(const lb_ppl_window *w, int n, int per_pass, uint64_t *mine,
+                         uint64_t *total);
+
 /* -log softmax(row)[target] in the manner of llama.cpp (max-shifted, sum in double). */
 double lb_nll_row(const float *row, int n_vocab, int target);
 
