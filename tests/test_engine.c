@@ -5,7 +5,9 @@
 #include "model/engine.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static float max_abs_diff(const float *a, const float *b, int n)
 {
@@ -13,6 +15,74 @@ static float max_abs_diff(const float *a, const float *b, int n)
     for (int i = 0; i < n; i++)
         m = fmaxf(m, fabsf(a[i] - b[i]));
     return m;
+}
+
+/* Counts the capture hook's calls per site. */
+static void count_sites(void *user, int layer, lb_site site, const float *x, int n, int width)
+{
+    (void)layer, (void)x, (void)n, (void)width;
+    ((int *)user)[site]++;
+}
+
+/* A block run in parts, stopping at every site (keeping the inputs of o and down in act, or
+ * dropping them and resuming from the site before), must give the whole block's output bit
+ * for bit, and show each site's input to the capture hook once. Between the parts, the block
+ * runs over other inputs, as it does for the other windows of a calibration set, so that no
+ * part can lean on what the engine's scratch still held from the part before. */
+static void check_block_parts(lb_engine *e, const lb_batch *b, int dim, int act_width)
+{
+    lb_error err;
+    size_t n = (size_t)b->n;
+    float *whole = malloc(n * dim * sizeof(float)), *kept = malloc(n * dim * sizeof(float));
+    float *redone = malloc(n * dim * sizeof(float)), *act = malloc(n * act_width * sizeof(float));
+    CHECK(lb_engine_embed(e, b, whole, &err) == 0, "%s", err.msg);
+    memcpy(kept, whole, n * dim * sizeof(float));
+    memcpy(redone, whole, n * dim * sizeof(float));
+    float *other = malloc(n * dim * sizeof(float));
+    for (int l = 0; l < lb_engine_model(e)->cfg.n_layers; l++) {
+        CHECK(lb_engine_block(e, l, b, whole, &err) == 0, "%s", err.msg);
+        int seen[LB_SITE_COUNT] = {0};
+        lb_engine_set_capture(e, count_sites, seen);
+        const int stops[] = {LB_BLOCK_INPUT, LB_SITE_QKV, LB_SITE_O, LB_SITE_FFN, LB_SITE_DOWN,
+                             LB_BLOCK_OUTPUT};
+        for (int k = 0; k + 1 < 6; k++) {
+            CHECK(lb_engine_block_part(e, l, b, kept, act, stops[k], stops[k + 1], &err) == 0,
+                  "part %d..%d: %s", stops[k], stops[k + 1], err.msg);
+            for (size_t i = 0; i < n * dim; i++)
+                other[i] = 0.5f * kept[i] + 0.25f;
+            lb_engine_set_capture(e, NULL, NULL);
+            CHECK(lb_engine_block(e, l, b, other, &err) == 0, "%s", err.msg);
+            lb_engine_set_capture(e, count_sites, seen);
+        }
+        for (int s = 0; s < LB_SITE_COUNT; s++)
+            CHECK(seen[s] == 1, "block %d: site %d captured %d times", l, s, seen[s]);
+        lb_engine_set_capture(e, NULL, NULL);
+        const int from[] = {LB_BLOCK_INPUT, LB_SITE_QKV, LB_SITE_QKV, LB_SITE_FFN, LB_SITE_FFN};
+        const int to[] = {LB_SITE_QKV, LB_SITE_O, LB_SITE_FFN, LB_SITE_DOWN, LB_BLOCK_OUTPUT};
+        for (int k = 0; k < 5; k++) {
+            CHECK(lb_engine_block_part(e, l, b, redone, NULL, from[k], to[k], &err) == 0,
+                  "part %d..%d without act: %s", from[k], to[k], err.msg);
+            for (size_t i = 0; i < n * dim; i++)
+                other[i] = 0.5f * redone[i] - 0.25f;
+            CHECK(lb_engine_block(e, l, b, other, &err) == 0, "%s", err.msg);
+        }
+    }
+    CHECK(memcmp(whole, kept, n * dim * sizeof(float)) == 0,
+          "block in parts (inputs of o and down kept) differs from the whole block");
+    CHECK(memcmp(whole, redone, n * dim * sizeof(float)) == 0,
+          "block in parts (inputs of o and down recomputed) differs from the whole block");
+    CHECK(lb_engine_block_part(e, 0, b, kept, act, LB_SITE_O, LB_SITE_O, &err) != 0 &&
+          strstr(err.msg, "before its end"), "empty part accepted: %s", err.msg);
+    CHECK(lb_engine_block_part(e, 0, b, kept, NULL, LB_SITE_DOWN, LB_BLOCK_OUTPUT, &err) != 0 &&
+          strstr(err.msg, "input rows"), "part from down without its input accepted: %s",
+          err.msg);
+    CHECK(lb_engine_block_part(e, 9, b, kept, act, LB_BLOCK_INPUT, LB_SITE_QKV, &err) != 0 &&
+          strstr(err.msg, "outside"), "block 9 accepted: %s", err.msg);
+    free(whole);
+    free(kept);
+    free(redone);
+    free(other);
+    free(act);
 }
 
 /* Logits for every position of tokens, fed one at a time into slot seq. */
@@ -117,6 +187,12 @@ int main(void)
     CHECK(lb_engine_forward(e3, &db, two, &err) == 0, "%s", err.msg);
     CHECK(isfinite(two[0]) && isfinite(two[vocab]), "non-finite logits");
 
+    /* The quantizers' partial block runs, on the interleaved batch. */
+    const lb_config *c = &m->cfg;
+    int act_width = c->hidden_dim > c->n_heads * c->head_dim ? c->hidden_dim
+                                                             : c->n_heads * c->head_dim;
+    check_block_parts(e3, &mb, c->dim, act_width);
+
     /* Bad batches are refused with a message, and change nothing. */
     int bad_tok = vocab, zero = 0, far = 128, slot = 3;
     lb_batch bad1 = {1, &bad_tok, &zero, &zero, NULL};
@@ -132,6 +208,33 @@ int main(void)
     CHECK(lb_engine_create(m, 128, 0, 1, &none, &err) != 0, "0 slots accepted");
     CHECK(lb_engine_create(m, 1 << 30, 64, 1, &none, &err) != 0 && strstr(err.msg, "GiB"),
           "absurd KV cache accepted: %s", err.msg);
+
+    /* The same partial runs through GPT-2's block (a tiny one from tests/tools/hf_reference.py):
+     * LayerNorm, biased projections, GELU. */
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char gdir[4096], cmd[8400];
+    snprintf(gdir, sizeof gdir, "%s/test_engine.%d.hf", tmp, (int)getpid());
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tools/hf_reference.py' '%s' > /dev/null",
+             test_env("LOWBIT_TESTS"), gdir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    char gpath[4200];
+    snprintf(gpath, sizeof gpath, "%s/gpt2", gdir);
+    lb_model *g;
+    CHECK(lb_model_load(gpath, NULL, &g, &err) == 0, "%s", err.msg);
+    lb_engine *ge;
+    CHECK(lb_engine_create(g, 32, 2, 2, &ge, &err) == 0, "%s", err.msg);
+    int gt[40], gp[40], gs[40];
+    for (int i = 0; i < 40; i++)
+        gt[i] = (7 * i + 3) % g->cfg.vocab_size, gp[i] = i % 20, gs[i] = i / 20;
+    lb_batch gb = {40, gt, gp, gs, NULL};
+    const lb_config *gc = &g->cfg;
+    int g_act = gc->hidden_dim > gc->n_heads * gc->head_dim ? gc->hidden_dim
+                                                             : gc->n_heads * gc->head_dim;
+    check_block_parts(ge, &gb, gc->dim, g_act);
+    lb_engine_free(ge);
+    lb_model_free(g);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", gdir);
+    CHECK(system(cmd) == 0, "%s", cmd);
 
     lb_engine_free(e1);
     lb_engine_free(e1b);

@@ -25,6 +25,7 @@ json=$("${Q[@]}" --method gptq --bits 4 --group-size 32 --act-order "${SMALL[@]}
        -o "$SCRATCH/gptq4.gguf")
 expect_contains "gptq json: format" "$json" '"format": "gptq-int4-g32"'
 expect_contains "gptq json: task" "$json" '"task": "quantize"'
+expect_contains "gptq json: true-sequential by default" "$json" '"true_sequential": true'
 n_layers=$(printf '%s' "$json" | grep -c '"gptq_loss": [0-9]')
 expect_eq "gptq json: a loss for each of the 35 linears" "$n_layers" 35
 info=$("$BIN" info "$SCRATCH/gptq4.gguf" 2>&1)
@@ -70,6 +71,8 @@ bad "smoothquant with groups" "per output channel" -m "$MODEL" --method smoothqu
 bad "gptq at 5 bits" "--bits 5: gptq supports 2, 3, 4 or 8" -m "$MODEL" --method gptq --bits 5 -o "$OUT"
 bad "group of 48" "--group-size 48: expected 0" -m "$MODEL" --method rtn --group-size 48 -o "$OUT"
 bad "act-order on rtn" "act-order applies to gptq only" -m "$MODEL" --method rtn --act-order -o "$OUT"
+bad "no-true-sequential on awq" "no-true-sequential applies to gptq only" -m "$MODEL" \
+  --method awq --no-true-sequential "${SMALL[@]}" -o "$OUT"
 bad "damp out of range" "--damp 2: expected" -m "$MODEL" --method gptq --damp 2 -o "$OUT"
 bad "no output" "-o OUT are required" -m "$MODEL" --method rtn
 bad "missing calibration file" "nope.txt.*(cannot open|No such file)" -m "$MODEL" --method gptq \

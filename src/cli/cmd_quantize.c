@@ -52,6 +52,8 @@ static void print_json(const char *model, const char *out, const lb_quant_opts *
     lb_result_param(&r, "act_order", json_boolean(o->act_order));
     lb_result_param(&r, "static_groups", json_boolean(o->static_groups));
     if (o->method == LB_QM_GPTQ)
+        lb_result_param(&r, "true_sequential", json_boolean(!o->all_sites_float));
+    if (o->method == LB_QM_GPTQ)
         lb_result_param(&r, "damp", json_real(o->damp));
     if (o->method == LB_QM_SMOOTHQUANT)
         lb_result_param(&r, "alpha", json_real(o->alpha));
@@ -101,7 +103,7 @@ int cmd_quantize(int argc, char **argv)
     int bits = -1, group = -1, samples = 128, seqlen = 512, seed = 0, threads = 0;
     float damp = 0.01f, alpha = -1;
     bool sym = false, asym = false, act_order = false, static_groups = false, naive = false;
-    bool no_clip = false, json = false, quiet = false, fake = false;
+    bool no_clip = false, json = false, quiet = false, fake = false, not_sequential = false;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &model, "PATH", "float model: .gguf, llama2.c .bin, or a Hugging Face directory"},
         {"output", 'o', OPT_STRING, &out, "PATH", "quantized GGUF to write"},
@@ -112,6 +114,7 @@ int cmd_quantize(int argc, char **argv)
         {"asym", 0, OPT_FLAG, &asym, NULL, "asymmetric grid with zero points (default below 8 bits)"},
         {"act-order", 0, OPT_FLAG, &act_order, NULL, "gptq: columns in order of decreasing Hessian diagonal"},
         {"static-groups", 0, OPT_FLAG, &static_groups, NULL, "gptq: group grids fixed from the original weights"},
+        {"no-true-sequential", 0, OPT_FLAG, &not_sequential, NULL, "gptq: every linear's Hessian from the float block (default: from the block with the linears before it quantized; one pass instead of two)"},
         {"damp", 0, OPT_FLOAT, &damp, "D", "gptq: dampening, fraction of the mean Hessian diagonal (default 0.01)"},
         {"alpha", 0, OPT_FLOAT, &alpha, "A", "smoothquant: migration strength in [0, 1] (default 0.5; 0 = naive W8A8)"},
         {"naive", 0, OPT_FLAG, &naive, NULL, "smoothquant: W8A8 without smoothing (same as --alpha 0)"},
@@ -172,6 +175,7 @@ int cmd_quantize(int argc, char **argv)
     o.sym = sym || (!asym && o.bits == 8);
     o.act_order = act_order;
     o.static_groups = static_groups;
+    o.all_sites_float = not_sequential;
     o.damp = damp;
     o.alpha = naive ? 0.0f : alpha >= 0 ? alpha : 0.5f;
     o.awq_clip = !no_clip;

@@ -130,11 +130,6 @@ void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
     e->capture_user = fn ? user : NULL;
 }
 
-void lb_engine_set_capture_only(lb_engine *e, bool on)
-{
-    e->capture_only = on;
-}
-
 void lb_engine_set_gemm(lb_engine *e, bool on)
 {
     e->gemm_f32 = on;
@@ -169,19 +164,52 @@ int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err)
 
 int lb_engine_block(lb_engine *e, int layer, const lb_batch *b, float *x, lb_error *err)
 {
+    return lb_engine_block_part(e, layer, b, x, NULL, LB_BLOCK_INPUT, LB_BLOCK_OUTPUT, err);
+}
+
+/* The rows that a partial run leaves in, or takes from, the caller's act at a site, or NULL
+ * where the site's input is recomputed from x. */
+static float *site_rows(const lb_engine *e, int point, size_t *width)
+{
+    const lb_config *c = &e->m->cfg;
+    if (point == LB_SITE_O) {
+        *width = (size_t)c->n_heads * (size_t)c->head_dim;
+        return e->att;
+    }
+    if (point == LB_SITE_DOWN) {
+        *width = (size_t)c->hidden_dim;
+        return e->hb;
+    }
+    return NULL;
+}
+
+int lb_engine_block_part(lb_engine *e, int layer, const lb_batch *b, float *x, float *act,
+                         int from, int to, lb_error *err)
+{
     if (layer < 0 || layer >= e->m->cfg.n_layers)
         return lb_fail(err, "block %d is outside the model's %d layers", layer,
                        e->m->cfg.n_layers);
+    if (from < LB_BLOCK_INPUT || to > LB_BLOCK_OUTPUT || from >= to)
+        return lb_fail(err, "block part %d..%d: expected a start before its end", from, to);
     if (check_batch(e, b, err))
         return -1;
     ensure_scratch(e, b->n);
-    size_t bytes = (size_t)b->n * (size_t)e->m->cfg.dim * sizeof(float);
+    size_t width, n = (size_t)b->n;
+    float *in = site_rows(e, from, &width);
+    if (in && !act)
+        return lb_fail(err, "block part starting at site %d needs its input rows", from);
+    if (in)
+        memcpy(in, act, n * width * sizeof(float));
+    size_t bytes = n * (size_t)e->m->cfg.dim * sizeof(float);
     memcpy(e->x, x, bytes);
     if (e->m->cfg.arch == LB_ARCH_GPT2)
-        gpt2_block(e, layer, b);
+        gpt2_block(e, layer, b, from, to);
     else
-        llama_block(e, layer, b);
+        llama_block(e, layer, b, from, to);
     memcpy(x, e->x, bytes);
+    float *out = site_rows(e, to, &width);
+    if (out && act)
+        memcpy(act, out, n * width * sizeof(float));
     return 0;
 }
 

@@ -49,9 +49,6 @@ typedef void (*lb_capture_fn)(void *user, int layer, lb_site site, const float *
                               int width);
 /* fn NULL switches capturing off. */
 void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user);
-/* With on (and a capture hook set), lb_engine_block stops once the last linear's input has
- * been captured: x then holds no block output, only the statistics are wanted. */
-void lb_engine_set_capture_only(lb_engine *e, bool on);
 /* With on, blocks multiply F32 weights by whole batches through BLAS (sgemm): much faster
  * over the thousands of calibration tokens a quantizer pushes through each block, though not
  * bit-identical to the normal kernels, which is why it is not the default. */
@@ -60,5 +57,20 @@ void lb_engine_set_gemm(lb_engine *e, bool on);
 int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err);
 /* Runs block `layer` over x[n][dim] in place; attention writes and reads that layer's cache. */
 int lb_engine_block(lb_engine *e, int layer, const lb_batch *b, float *x, lb_error *err);
+
+/* Points where a partial run of a block (lb_engine_block_part) starts or stops: the block's
+ * input, the moment just after a site's input went to the capture hook (an lb_site), or the
+ * block's output. */
+enum { LB_BLOCK_INPUT = -1, LB_BLOCK_OUTPUT = LB_SITE_COUNT };
+
+/* Runs block `layer` over x[n][dim] in place from point `from` to point `to` (from < to), so
+ * that a quantizer can quantize a site's linears before the block goes on past them. x holds
+ * the residual stream: at any point it is what the block holds there. The input of LB_SITE_O
+ * (attention output, n × heads·head_dim) and of LB_SITE_DOWN (activated hidden state,
+ * n × hidden_dim) is left in act by a run that stops at that site and read from act by a run
+ * that starts there; the other sites' inputs are norms of x, recomputed when a run starts at
+ * them. act may be NULL when neither end is LB_SITE_O or LB_SITE_DOWN. */
+int lb_engine_block_part(lb_engine *e, int layer, const lb_batch *b, float *x, float *act,
+                         int from, int to, lb_error *err);
 
 #endif

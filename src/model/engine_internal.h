@@ -23,7 +23,6 @@ struct lb_engine {
     /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
     lb_capture_fn capture;
     void *capture_user;
-    bool capture_only;         /* lb_engine_set_capture_only */
     bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
@@ -55,12 +54,13 @@ void op_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const fl
 void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
                   float *y);
 
-/* llama.c, gpt2.c: embeddings into e->x, one block over e->x in place, the whole pass. */
+/* llama.c, gpt2.c: embeddings into e->x, a block (or part of one, between the points of
+ * lb_engine_block_part) over e->x in place, the whole pass. */
 void llama_embed(lb_engine *e, const lb_batch *b);
-void llama_block(lb_engine *e, int layer, const lb_batch *b);
+void llama_block(lb_engine *e, int layer, const lb_batch *b, int from, int to);
 void llama_forward(lb_engine *e, const lb_batch *b, float *logits);
 void gpt2_embed(lb_engine *e, const lb_batch *b);
-void gpt2_block(lb_engine *e, int layer, const lb_batch *b);
+void gpt2_block(lb_engine *e, int layer, const lb_batch *b, int from, int to);
 void gpt2_forward(lb_engine *e, const lb_batch *b, float *logits);
 
 /* Hands a linear layer's input rows to the capture hook, if one is set. */

@@ -75,6 +75,8 @@ int lb_quant_check(const lb_quant_opts *o, lb_error *err)
         return lb_fail(err, "--act-order applies to gptq only (method is %s)", name);
     if (o->static_groups && o->method != LB_QM_GPTQ)
         return lb_fail(err, "--static-groups applies to gptq only (method is %s)", name);
+    if (o->all_sites_float && o->method != LB_QM_GPTQ)
+        return lb_fail(err, "--no-true-sequential applies to gptq only (method is %s)", name);
     if (!(o->damp > 0 && o->damp < 1))
         return lb_fail(err, "--damp %g: expected a fraction in (0, 1)", (double)o->damp);
     if (!(o->alpha >= 0 && o->alpha <= 1))
@@ -149,6 +151,7 @@ typedef struct {
     site_stats site[LB_SITE_COUNT];
     lb_quant_report *rep;   /* the time of the statistics moves from capture to stats */
     bool abs_stats;         /* |x| maxima and means (AWQ, SmoothQuant; GPTQ needs only H) */
+    int want;               /* the one site whose inputs are wanted, or -1 for all of them */
 } capture_state;
 
 static void stats_init(site_stats *s, int width, bool hessian)
@@ -204,6 +207,8 @@ static void on_capture(void *user, int layer, lb_site site, const float *x, int 
     (void)layer;
     capture_state *cs = user;
     site_stats *s = &cs->site[site];
+    if (cs->want >= 0 && (int)site != cs->want)
+        return;   /* a site already done, passed again on the way to the next one */
     if (width != s->width)
         return;   /* cannot happen: widths come from the same config */
     stamp t0 = stamp_now();
@@ -230,6 +235,23 @@ enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT };
 
 static const lb_site lin_site[LIN_COUNT] = {LB_SITE_QKV, LB_SITE_QKV, LB_SITE_QKV, LB_SITE_O,
                                             LB_SITE_FFN, LB_SITE_FFN, LB_SITE_DOWN};
+
+/* Sets of a block's linears, a bit each (bit i: linear i). */
+#define ALL_LINEARS ((1u << LIN_COUNT) - 1)
+
+static unsigned site_linears(lb_site site)
+{
+    unsigned mask = 0;
+    for (int i = 0; i < LIN_COUNT; i++)
+        if (lin_site[i] == site)
+            mask |= 1u << i;
+    return mask;
+}
+
+static bool in_set(unsigned mask, int i)
+{
+    return (mask >> i) & 1u;
+}
 
 typedef struct {
     lb_tensor *t;      /* NULL when the architecture has none (GPT-2's gate) */
@@ -318,19 +340,20 @@ static int commit_block(run_ctx *rc, linear *lin, int status, lb_error *err)
     return status;
 }
 
-/* The next block's inputs come from this block run with its quantized weights expanded to
- * fp32, as in the GPTQ paper (and fast through BLAS). The tensors are pointed at the expanded
- * values for the run and restored afterwards; nothing of the model is replaced yet. */
+/* The rest of a block, and the next block's inputs, come from the block run with its quantized
+ * weights expanded to fp32, as in the GPTQ paper (and fast through BLAS). The tensors are
+ * pointed at the expanded values for the runs and restored afterwards; nothing of the model
+ * is replaced yet. */
 typedef struct {
     lb_tensor saved[LIN_COUNT];
     float *values[LIN_COUNT];
 } expanded_block;
 
-static void expand_block(run_ctx *rc, linear *lin, expanded_block *x)
+/* Expands the staged matrices of the linears in mask (x zeroed at the block's start). */
+static void expand_linears(run_ctx *rc, linear *lin, unsigned mask, expanded_block *x)
 {
     for (int i = 0; i < LIN_COUNT; i++) {
-        x->values[i] = NULL;
-        if (!rc->pending[i].q || !lin[i].t)
+        if (!in_set(mask, i) || x->values[i] || !rc->pending[i].q || !lin[i].t)
             continue;
         lb_tensor *t = lin[i].t;
         size_t n = (size_t)lin[i].rows * (size_t)lin[i].cols;
@@ -433,9 +456,10 @@ static int fold_into_norm(lb_model *m, const lb_tensor *w, const lb_tensor *b, c
 /* Every process runs the calibration forward passes and finds the same statistics; the
  * linears of a block, independent given those, are then divided among the processes: the
  * costliest first (GPTQ's solve grows as rows x cols² plus cols³ for its Cholesky), each to
- * the process with the least work so far. Every process computes the same assignment; alone,
- * everything is process 0's. */
-static void assign_linears(run_ctx *rc, const linear *lin)
+ * the process with the least work so far. GPTQ divides each site's linears (mask) in turn,
+ * AWQ the whole block's. Every process computes the same assignment; alone, everything is
+ * process 0's. */
+static void assign_linears(run_ctx *rc, const linear *lin, unsigned mask)
 {
     int n = lb_dist_size() < LIN_COUNT ? lb_dist_size() : LIN_COUNT;
     double load[LIN_COUNT] = {0};
@@ -447,7 +471,7 @@ static void assign_linears(run_ctx *rc, const linear *lin)
         double best_cost = -1;
         for (int i = 0; i < LIN_COUNT; i++) {
             double r = lin[i].rows, c = lin[i].cols, cost = r * c * c + c * c * c;
-            if (lin[i].t && !placed[i] && cost > best_cost) {
+            if (lin[i].t && in_set(mask, i) && !placed[i] && cost > best_cost) {
                 best = i;
                 best_cost = cost;
             }
@@ -485,10 +509,11 @@ static int share_qweight(lb_qweight *w, int root)
     return w->g_idx ? lb_dist_bcast(w->g_idx, (size_t)head[1] * sizeof(int32_t), root) : 0;
 }
 
-/* After each process quantized its linears of the block (their report rows appended from
- * index base, in linear order): every process receives the others' matrices and report rows,
- * so all of them continue with the whole block, and the report lists it in linear order. */
-static int share_block(run_ctx *rc, linear *lin, int base, int status, lb_error *err)
+/* After each process quantized its share of the linears in mask (their report rows appended
+ * from index base, in linear order): every process receives the others' matrices and report
+ * rows, so all of them continue with the whole set, and the report lists it in linear order. */
+static int share_linears(run_ctx *rc, linear *lin, unsigned mask, int base, int status,
+                         lb_error *err)
 {
     if (!lb_dist_active())
         return status;
@@ -498,7 +523,7 @@ static int share_block(run_ctx *rc, linear *lin, int base, int status, lb_error 
     lb_quant_layer rows[LIN_COUNT];
     int n = 0, own = 0;
     for (int i = 0; i < LIN_COUNT; i++) {
-        if (!lin[i].t)
+        if (!lin[i].t || !in_set(mask, i))
             continue;
         lb_quant_layer row;
         memset(&row, 0, sizeof row);
@@ -532,11 +557,13 @@ static int block_rtn(run_ctx *rc, linear *lin, lb_error *err)
     return 0;
 }
 
-static int block_gptq(run_ctx *rc, linear *lin, capture_state *cs, lb_error *err)
+/* GPTQ of the linears in mask (this process's share of them), all fed by one site. */
+static int gptq_linears(run_ctx *rc, linear *lin, unsigned mask, capture_state *cs,
+                        lb_error *err)
 {
     const lb_quant_opts *o = rc->o;
     for (int i = 0; i < LIN_COUNT; i++) {
-        if (!lin[i].t || !mine(rc, i))
+        if (!lin[i].t || !in_set(mask, i) || !mine(rc, i))
             continue;
         const float *H = cs->site[lin_site[i]].H;
         lb_qweight qw;
@@ -748,6 +775,136 @@ static void fill_info(lb_model *m, const lb_quant_opts *o)
     }
 }
 
+/* The calibration windows' run through the blocks. */
+typedef struct {
+    lb_engine *e;
+    const lb_calib *cal;
+    lb_quant_report *rep;
+    int B;              /* windows per forward pass */
+    int *pos, *seq;     /* positions and sequence slots of B windows */
+    float *tmp;         /* residual streams of B windows, for runs on a copy */
+} calib_run;
+
+/* Up to this many bytes, GPTQ keeps every window's input of o and of down between the runs
+ * that stop and resume there (stories110M, 128 x 512 tokens: 512 MiB). */
+#define SITE_ROWS_BYTES ((size_t)1 << 30)
+
+/* How run_windows treats the windows. */
+typedef struct {
+    capture_state *cs;   /* the capture hook's state, or NULL to capture nothing */
+    bool on_copy;        /* run on a copy of each pass's residual streams, leaving X as it was */
+} run_mode;
+
+/* Runs block l from point `from` to point `to` (lb_engine_block_part) over every window: the
+ * residual streams in X, the inputs of o or down (where the run starts or stops at them) in
+ * act, or dropped with act NULL. The time is charged to phase p. */
+static int run_windows(calib_run *cr, int l, int from, int to, float *X, float *act,
+                       run_mode mode, lb_quant_phase p, lb_error *err)
+{
+    const lb_config *c = &lb_engine_model(cr->e)->cfg;
+    int L = cr->cal->seqlen, S = cr->cal->n_samples;
+    int site = from == LB_SITE_O || from == LB_SITE_DOWN ? from : to;
+    size_t act_width = site == LB_SITE_O ? (size_t)c->n_heads * (size_t)c->head_dim
+                                         : (size_t)c->hidden_dim;
+    size_t win = (size_t)L * (size_t)c->dim;
+    stamp t0 = stamp_now();
+    lb_engine_set_capture(cr->e, mode.cs ? on_capture : NULL, mode.cs);
+    int status = 0;
+    for (int s = 0; s < S && !status; s += cr->B) {
+        int nb = S - s < cr->B ? S - s : cr->B;
+        lb_batch b = {nb * L, cr->cal->tokens + (size_t)s * L, cr->pos, cr->seq, NULL};
+        float *x = X + (size_t)s * win, *rows = act ? act + (size_t)s * L * act_width : NULL;
+        if (mode.on_copy) {
+            memcpy(cr->tmp, x, (size_t)nb * win * sizeof(float));
+            x = cr->tmp;
+        }
+        status = lb_engine_block_part(cr->e, l, &b, x, rows, from, to, err);
+    }
+    lb_engine_set_capture(cr->e, NULL, NULL);
+    charge(cr->rep, p, t0, 1.0);
+    return status;
+}
+
+/* Quantizes the linears in mask, divided among the processes, and passes the results round. */
+static int solve_linears(run_ctx *rc, linear *lin, unsigned mask, capture_state *cs, int l,
+                         lb_error *err)
+{
+    stamp t = stamp_now();
+    int base = rc->rep->n_layers, status;
+    if (rc->o->method == LB_QM_SMOOTHQUANT)
+        memset(rc->owner, 0, sizeof rc->owner);
+    else
+        assign_linears(rc, lin, mask);
+    if (rc->o->method == LB_QM_GPTQ)
+        status = gptq_linears(rc, lin, mask, cs, err);
+    else if (rc->o->method == LB_QM_AWQ)
+        status = block_awq(rc, l, lin, cs, err);
+    else
+        status = block_smoothquant(rc, l, lin, cs, err);   /* cheap: each process whole */
+    t = charge(rc->rep, LB_QP_SOLVE, t, 1.0);
+    status = share_linears(rc, lin, mask, base, status, err);
+    charge(rc->rep, LB_QP_SHARE, t, 1.0);
+    return status;
+}
+
+/* GPTQ of block l, site by site in the block's order (AutoGPTQ's "true sequential"): the
+ * windows run up to a site, its Hessian is gathered and its linears are quantized, and the
+ * run goes on from there with them quantized, so that each later linear is fitted to the
+ * inputs it will really get. Every linear is multiplied once per window, as in one forward
+ * pass. Without act (too large to keep), the input of o or down is not kept, and the run
+ * resumes from the site before it instead. */
+static int block_gptq(run_ctx *rc, calib_run *cr, int l, linear *lin, capture_state *cs,
+                      float *X, float *act, expanded_block *xb, lb_error *err)
+{
+    int at = LB_BLOCK_INPUT, status = 0;
+    for (int site = 0; site < LB_SITE_COUNT && !status; site++) {
+        stats_reset(&cs->site[site]);
+        cs->want = site;
+        status = run_windows(cr, l, at, site, X, act, (run_mode){cs, false}, LB_QP_CAPTURE,
+                             err);
+        cs->want = -1;
+        if (status)
+            break;
+        if (act || (site != LB_SITE_O && site != LB_SITE_DOWN))
+            at = site;
+        stamp t = stamp_now();
+        stats_finish(&cs->site[site]);
+        charge(rc->rep, LB_QP_STATS, t, 1.0);
+        unsigned mask = site_linears((lb_site)site);
+        status = solve_linears(rc, lin, mask, cs, l, err);
+        if (!status)
+            expand_linears(rc, lin, mask, xb);
+    }
+    if (!status)
+        status = run_windows(cr, l, at, LB_BLOCK_OUTPUT, X, act, (run_mode){NULL, false},
+                             LB_QP_REFORWARD, err);
+    return status;
+}
+
+/* AWQ and SmoothQuant of block l (and GPTQ without true-sequential): their scales move
+ * between linears of different sites, so the statistics of all four sites come from one float
+ * run up to down's input (on copies of the residual streams), the whole block is scaled and
+ * quantized, and the block then runs again with its quantized weights for the next block's
+ * input. */
+static int block_scaled(run_ctx *rc, calib_run *cr, int l, linear *lin, capture_state *cs,
+                        float *X, expanded_block *xb, lb_error *err)
+{
+    for (int k = 0; k < LB_SITE_COUNT; k++)
+        stats_reset(&cs->site[k]);
+    if (run_windows(cr, l, LB_BLOCK_INPUT, LB_SITE_DOWN, X, NULL, (run_mode){cs, true},
+                    LB_QP_CAPTURE, err))
+        return -1;
+    stamp t = stamp_now();
+    for (int k = 0; k < LB_SITE_COUNT; k++)
+        stats_finish(&cs->site[k]);
+    charge(rc->rep, LB_QP_STATS, t, 1.0);
+    if (solve_linears(rc, lin, ALL_LINEARS, cs, l, err))
+        return -1;
+    expand_linears(rc, lin, ALL_LINEARS, xb);
+    return run_windows(cr, l, LB_BLOCK_INPUT, LB_BLOCK_OUTPUT, X, NULL, (run_mode){NULL, false},
+                       LB_QP_REFORWARD, err);
+}
+
 static void free_linears(linear *lin)
 {
     for (int i = 0; i < LIN_COUNT; i++) {
@@ -798,101 +955,80 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
     }
 
     const lb_calib *cal = o->calib;
+    calib_run cr;
+    memset(&cr, 0, sizeof cr);
+    cr.cal = cal;
+    cr.rep = rep;
     int L = cal->seqlen, S = cal->n_samples, dim = c->dim;
     /* Windows go through each block CALIB_BATCH_TOKENS' worth at a time, one sequence slot
      * each: bigger matrix products, and fewer, longer updates of the Hessians. */
     int B = L < CALIB_BATCH_TOKENS ? CALIB_BATCH_TOKENS / L : 1;
     if (B > S)
         B = S;
-    lb_engine *e;
-    if (lb_engine_create(m, L, B, o->n_threads, &e, err)) {
+    cr.B = B;
+    if (lb_engine_create(m, L, B, o->n_threads, &cr.e, err)) {
         lb_progress_finish(bar);
         return -1;
     }
-    rc.pool = lb_engine_pool(e);
-    lb_engine_set_gemm(e, true);
-    int *pos = lb_malloc((size_t)B * L * sizeof(int));
-    int *seq = lb_malloc((size_t)B * L * sizeof(int));
+    rc.pool = lb_engine_pool(cr.e);
+    lb_engine_set_gemm(cr.e, true);
+    cr.pos = lb_malloc((size_t)B * L * sizeof(int));
+    cr.seq = lb_malloc((size_t)B * L * sizeof(int));
     for (int t = 0; t < B * L; t++) {
-        pos[t] = t % L;
-        seq[t] = t / L;
+        cr.pos[t] = t % L;
+        cr.seq[t] = t / L;
     }
     size_t win = (size_t)L * (size_t)dim;
     float *X = lb_malloc((size_t)S * win * sizeof(float));   /* block inputs, then outputs */
-    float *tmp = lb_malloc((size_t)B * win * sizeof(float));
+    cr.tmp = lb_malloc((size_t)B * win * sizeof(float));
+    /* GPTQ keeps the inputs of o and down, which come out of the block's middle, where they
+     * fit in SITE_ROWS_BYTES; otherwise it recomputes them from the site before. */
+    int qd = c->n_heads * c->head_dim, wide = qd > c->hidden_dim ? qd : c->hidden_dim;
+    size_t act_bytes = (size_t)S * L * (size_t)wide * sizeof(float);
+    bool sequential = o->method == LB_QM_GPTQ && !o->all_sites_float;
+    float *act = sequential && act_bytes <= SITE_ROWS_BYTES ? lb_malloc(act_bytes) : NULL;
     capture_state cs;
     cs.rep = rep;
     cs.abs_stats = o->method != LB_QM_GPTQ;
+    cs.want = -1;
     bool hess = o->method == LB_QM_GPTQ || o->method == LB_QM_AWQ;
     stats_init(&cs.site[LB_SITE_QKV], dim, hess);
-    stats_init(&cs.site[LB_SITE_O], c->n_heads * c->head_dim, hess);
+    stats_init(&cs.site[LB_SITE_O], qd, hess);
     stats_init(&cs.site[LB_SITE_FFN], dim, hess);
     stats_init(&cs.site[LB_SITE_DOWN], c->hidden_dim, hess);
 
     stamp t = stamp_now();
     for (int s = 0; s < S && !status; s += B) {
         int nb = S - s < B ? S - s : B;
-        lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
-        status = lb_engine_embed(e, &b, X + (size_t)s * win, err);
+        lb_batch b = {nb * L, cal->tokens + (size_t)s * L, cr.pos, cr.seq, NULL};
+        status = lb_engine_embed(cr.e, &b, X + (size_t)s * win, err);
     }
-    t = charge(rep, LB_QP_EMBED, t, 1.0);
+    charge(rep, LB_QP_EMBED, t, 1.0);
     for (int l = 0; l < c->n_layers && !status; l++) {
-        for (int k = 0; k < LB_SITE_COUNT; k++)
-            stats_reset(&cs.site[k]);
-        lb_engine_set_capture(e, on_capture, &cs);
-        lb_engine_set_capture_only(e, true);
-        for (int s = 0; s < S && !status; s += B) {
-            int nb = S - s < B ? S - s : B;
-            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
-            memcpy(tmp, X + (size_t)s * win, (size_t)nb * win * sizeof(float));
-            status = lb_engine_block(e, l, &b, tmp, err);
-        }
-        lb_engine_set_capture(e, NULL, NULL);
-        lb_engine_set_capture_only(e, false);
-        t = charge(rep, LB_QP_CAPTURE, t, 1.0);
-        if (status)
-            break;
-        for (int k = 0; k < LB_SITE_COUNT; k++)
-            stats_finish(&cs.site[k]);
-        t = charge(rep, LB_QP_STATS, t, 1.0);
         for (int i = 0; i < LIN_COUNT; i++)
             linear_load(&lin[i], layer_linear(&m->layers[l], i));
-        int base = rep->n_layers;
-        if (o->method == LB_QM_GPTQ) {
-            assign_linears(&rc, lin);
-            status = block_gptq(&rc, lin, &cs, err);
-        } else if (o->method == LB_QM_AWQ) {
-            assign_linears(&rc, lin);
-            status = block_awq(&rc, l, lin, &cs, err);
-        } else {
-            status = block_smoothquant(&rc, l, lin, &cs, err);   /* cheap: each process whole */
-        }
-        t = charge(rep, LB_QP_SOLVE, t, 1.0);
-        status = share_block(&rc, lin, base, status, err);
-        t = charge(rep, LB_QP_SHARE, t, 1.0);
-        /* The next block's inputs: this block's outputs with its quantized weights. */
         expanded_block xb;
-        expand_block(&rc, lin, &xb);
-        for (int s = 0; s < S && !status; s += B) {
-            int nb = S - s < B ? S - s : B;
-            lb_batch b = {nb * L, cal->tokens + (size_t)s * L, pos, seq, NULL};
-            status = lb_engine_block(e, l, &b, X + (size_t)s * win, err);
-        }
+        memset(&xb, 0, sizeof xb);
+        if (sequential)
+            status = block_gptq(&rc, &cr, l, lin, &cs, X, act, &xb, err);
+        else
+            status = block_scaled(&rc, &cr, l, lin, &cs, X, &xb, err);
         restore_block(lin, &xb);
-        t = charge(rep, LB_QP_REFORWARD, t, 1.0);
+        t = stamp_now();
         status = commit_block(&rc, lin, status, err);
         free_linears(lin);
-        t = charge(rep, LB_QP_COMMIT, t, 1.0);
+        charge(rep, LB_QP_COMMIT, t, 1.0);
         lb_progress_update(bar, (uint64_t)l + 1);
     }
     lb_progress_finish(bar);
     for (int k = 0; k < LB_SITE_COUNT; k++)
         stats_free(&cs.site[k]);
     free(X);
-    free(tmp);
-    free(pos);
-    free(seq);
-    lb_engine_free(e);
+    free(cr.tmp);
+    free(act);
+    free(cr.pos);
+    free(cr.seq);
+    lb_engine_free(cr.e);
     rep->seconds = (lb_now_ms() - t0) / 1e3;
     if (!status)
         fill_info(m, o);

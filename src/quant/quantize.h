@@ -31,6 +31,8 @@ typedef struct {
     bool sym;
     bool act_order;        /* GPTQ */
     bool static_groups;    /* GPTQ with act-order: groups fixed from the original columns */
+    bool all_sites_float;  /* GPTQ: every site's Hessian from the float block, instead of
+                            * from the block with the linears before it quantized */
     float damp;            /* GPTQ: fraction of the mean Hessian diagonal added to it */
     float alpha;           /* SmoothQuant migration strength; 0 = naive W8A8 (no smoothing) */
     bool awq_clip;         /* AWQ: search a clipping ratio per group after scaling */
@@ -66,13 +68,15 @@ typedef struct {
 /* Where a calibrated run spends its time (lb_quant_report.phase_*). */
 typedef enum {
     LB_QP_EMBED,       /* token embeddings of the calibration windows */
-    LB_QP_CAPTURE,     /* each block's float forward that exposes the linears' inputs */
+    LB_QP_CAPTURE,     /* each block's forward up to its linears' inputs (GPTQ: after the
+                        * linears before them in the block were quantized) */
     LB_QP_STATS,       /* input statistics: Hessians X Xᵀ, |x| maxima and means */
     LB_QP_FACTOR,      /* GPTQ: Cholesky factor of the dampened inverse Hessian */
     LB_QP_SOLVE,       /* the method's own work (GPTQ columns, AWQ search, rounding) */
     LB_QP_REPORT,      /* the per-layer output error for the report */
     LB_QP_SHARE,       /* under mpirun: the processes' results of a block passed around */
-    LB_QP_REFORWARD,   /* each block run again with its quantized weights */
+    LB_QP_REFORWARD,   /* the rest of each block with its quantized weights: the next block's
+                        * input (AWQ, SmoothQuant: the whole block again) */
     LB_QP_COMMIT,      /* packing the results into the model */
     LB_QP_COUNT
 } lb_quant_phase;
