@@ -6,6 +6,7 @@
 #include "model/engine.h"
 #include "quant/pack.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,9 @@ typedef struct {
 static const char *const QMODEL_LINEARS[] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                              "ffn_gate", "ffn_up", "ffn_down"};
 
-/* A deterministic act-order index: columns dealt to groups in a shuffled order. */
-static void qmodel_act_order(lb_qweight *qw, unsigned seed)
+/* A deterministic act-order index (columns dealt to groups in a shuffled order), and the
+ * matrix W requantized on it: each group's grid from the columns that belong to it. */
+static void qmodel_act_order(lb_qweight *qw, const float *W, unsigned seed)
 {
     qw->g_idx = malloc((size_t)qw->cols * sizeof(int32_t));
     for (int i = 0; i < qw->cols; i++)
@@ -30,6 +32,23 @@ static void qmodel_act_order(lb_qweight *qw, unsigned seed)
         int32_t t = qw->g_idx[i];
         qw->g_idx[i] = qw->g_idx[j];
         qw->g_idx[j] = t;
+    }
+    for (int r = 0; r < qw->rows; r++) {
+        const float *w = W + (size_t)r * qw->cols;
+        for (int g = 0; g < qw->n_groups; g++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (int c = 0; c < qw->cols; c++)
+                if (qw->g_idx[c] == g) {
+                    lo = fminf(lo, w[c]);
+                    hi = fmaxf(hi, w[c]);
+                }
+            size_t k = (size_t)r * qw->n_groups + g;
+            lb_qgrid(lo, hi, qw->bits, qw->sym, &qw->scale[k], &qw->zero[k]);
+        }
+        for (int c = 0; c < qw->cols; c++) {
+            size_t k = (size_t)r * qw->n_groups + qw->g_idx[c];
+            qw->q[(size_t)r * qw->cols + c] = lb_qcode(w[c], qw->scale[k], qw->zero[k], qw->bits);
+        }
     }
 }
 
@@ -51,7 +70,7 @@ static int qmodel_quantize(lb_model *m, const qmodel_cfg *c, bool packed, lb_err
             lb_qweight_rtn(W, rows, cols, c->bits, c->group, c->sym, &qw);
             qw.w8a8 = c->w8a8;
             if (c->act_order)
-                qmodel_act_order(&qw, (unsigned)(l * 7 + (int)i));
+                qmodel_act_order(&qw, W, (unsigned)(l * 7 + (int)i));
             int rc;
             if (packed) {
                 rc = lb_model_set_quantized(m, name, &qw, err);

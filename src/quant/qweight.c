@@ -37,23 +37,21 @@ void lb_qgrid(float lo, float hi, int bits, bool sym, float *scale, uint8_t *zer
     float maxq = (float)((1 << bits) - 1);
     if (lo > 0) lo = 0;
     if (hi < 0) hi = 0;
-    if (sym) {
-        float m = fmaxf(-lo, hi);
-        lo = -m;
-        hi = m;
-    }
     if (hi == lo) {
         *scale = 1.0f;
-        *zero = sym ? (uint8_t)((1 << bits) / 2) : 0;
+        *zero = sym ? (uint8_t)(1 << (bits - 1)) : 0;
+        return;
+    }
+    if (sym) {
+        float half = (float)(1 << (bits - 1));
+        float v = -lo >= hi ? lo : hi;   /* the value of largest magnitude, with its sign */
+        *scale = bits == 8 ? fabsf(v) / (half - 1.0f) : v / -half;
+        *zero = (uint8_t)half;
         return;
     }
     *scale = (hi - lo) / maxq;
-    if (sym) {
-        *zero = (uint8_t)((1 << bits) / 2);
-    } else {
-        float z = roundf(-lo / *scale);
-        *zero = (uint8_t)(z < 0 ? 0 : z > maxq ? maxq : z);
-    }
+    float z = roundf(-lo / *scale);
+    *zero = (uint8_t)(z < 0 ? 0 : z > maxq ? maxq : z);
 }
 
 void lb_qweight_dequant(const lb_qweight *w, float *out)

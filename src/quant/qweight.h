@@ -38,9 +38,16 @@ static inline int lb_qweight_group_of(const lb_qweight *w, int col)
     return w->group_size > 0 ? col / w->group_size : 0;
 }
 
-/* The quantization grid for values in [lo, hi], as GPTQ's quantizer defines it:
- * asymmetric: the range widened to include 0, scale = (hi - lo) / maxq, zero = round(-lo / scale);
- * symmetric: m = max(|lo|, |hi|), scale = 2m / maxq, zero = (maxq + 1) / 2.
+/* The quantization grid for values in [lo, hi]; codes decode as scale · (code − zero).
+ * asymmetric (GPTQ's): the range widened to include 0, scale = (hi - lo) / maxq,
+ *   zero = round(-lo / scale);
+ * symmetric, zero = 2^(bits-1), chosen so that the value of largest magnitude is exact:
+ *   8 bits: scale = max|x| / 127, codes 1..255 (int8 −127..127, as Q8_0 and per-channel int8);
+ *   fewer: scale = v / −2^(bits-1) for v the value of largest magnitude with its sign, which
+ *   lands on code 0 and leaves all 2^bits codes in use (as Q4_0; the scale may be negative).
+ * GPTQ's own symmetric grid, 2m / maxq, puts +m half a step past the last code, so the
+ * largest positive weight of every row or group was clipped (RTN int8 per channel cost
+ * +0.15 % perplexity on stories260K instead of +0.02 %).
  * An all-zero range gets scale 1 so every code decodes to 0 exactly. */
 void lb_qgrid(float lo, float hi, int bits, bool sym, float *scale, uint8_t *zero);
 
