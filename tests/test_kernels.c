@@ -86,6 +86,69 @@ static void test_dot_kernels(void)
     }
 }
 
+/* Q8_0 and Q4_0 rows against int8 activation blocks: every level gives the same float, bit for
+ * bit, and that float is the double-precision sum of the dequantized weights times the
+ * dequantized activations. Adversarial rows too: Q8_0's -128, all-zero blocks, a huge scale
+ * beside a tiny one, activations at ±127 in every position. */
+static void test_int8_block_kernels(void)
+{
+    lb_rng rng;
+    lb_rng_seed(&rng, 9);
+    const lb_kernel_set *levels[] = {&lb_kernels_scalar, lb_kernels_level("avx2"),
+                                     lb_kernels_level("avx512")};
+    const int blocks[] = {1, 2, 3, 7, 24, 64, 128};
+    for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++)
+        for (int kind = 0; kind < 2; kind++)
+            for (int pattern = 0; pattern < 3; pattern++) {
+                int nb = blocks[bi], n = nb * 32, type = kind ? LB_TYPE_Q4_0 : LB_TYPE_Q8_0;
+                float *w = malloc((size_t)n * sizeof(float)), *deq = malloc((size_t)n * sizeof(float));
+                int8_t *xq = malloc((size_t)n);
+                float *xd = malloc((size_t)nb * sizeof(float));
+                for (int i = 0; i < n; i++) {
+                    w[i] = lb_rng_normal(&rng) * (pattern == 2 && (i / 32) % 2 ? 1e3f : 0.5f);
+                    int v = (int)(lb_rng_next(&rng) % 255) - 127;
+                    xq[i] = (int8_t)(pattern == 1 ? (i % 2 ? 127 : -127) : v);
+                }
+                for (int b = 0; b < nb; b++)
+                    xd[b] = pattern == 2 ? (b % 3 ? 1e-4f : 3.0f) : 0.01f + 0.001f * (float)b;
+                if (pattern == 2)   /* one all-zero block */
+                    memset(w, 0, 32 * sizeof(float));
+                const lb_type_traits *tr = lb_type_traits_of(type);
+                void *row = malloc(lb_row_bytes(type, n));
+                tr->from_float(w, row, n);
+                if (kind == 0 && pattern == 1)   /* a code GGUF allows though the quantizer never writes it */
+                    ((lb_block_q8_0 *)row)[0].qs[5] = -128;
+                tr->to_float(row, deq, n);
+                double exact = 0, mag = 0;
+                for (int i = 0; i < n; i++) {
+                    double p = (double)deq[i] * ((double)xq[i] * xd[i / 32]);
+                    exact += p;
+                    mag += fabs(p);
+                }
+                float ref = 0;
+                for (size_t li = 0; li < 3; li++) {
+                    const lb_kernel_set *k = levels[li];
+                    if (!k)
+                        continue;
+                    float got = kind ? k->qdot_q4_0(row, xq, xd, nb) : k->qdot_q8_0(row, xq, xd, nb);
+                    if (li == 0) {
+                        ref = got;
+                        CHECK(fabs(got - exact) <= 1e-5 * mag + 1e-6, "scalar %s nb=%d pattern %d: %g vs %g",
+                              tr->name, nb, pattern, (double)got, exact);
+                    } else {
+                        CHECK(memcmp(&got, &ref, sizeof got) == 0,
+                              "%s %s nb=%d pattern %d: %.9g, scalar %.9g", k->name, tr->name, nb,
+                              pattern, (double)got, (double)ref);
+                    }
+                }
+                free(row);
+                free(w);
+                free(deq);
+                free(xq);
+                free(xd);
+            }
+}
+
 static void test_half_conversions(void)
 {
     /* Every half converts to float and back to itself (NaNs stay NaN). */
@@ -137,5 +200,6 @@ int main(void)
     test_traits();
     test_half_conversions();
     test_dot_kernels();
+    test_int8_block_kernels();
     return check_finish("test_kernels");
 }

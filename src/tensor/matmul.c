@@ -1,6 +1,7 @@
 /* Row-parallel matrix multiply over the type-traits dot kernels, and over lowbit's group
- * formats (an lb_qlayout on the tensor): their activations are quantized to int8 once per
- * call, then every weight row is integer block dots plus a float combination per group. */
+ * formats (an lb_qlayout on the tensor) and GGUF's Q8_0 / Q4_0: their activations are
+ * quantized to int8 once per call, then every weight row is integer block dots plus a float
+ * combination per group (per block for Q8_0 / Q4_0, as llama.cpp does). */
 #include "tensor/matmul.h"
 #include "tensor/kernels/kernels.h"
 #include "core/error.h"
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 
 typedef void (*qdot_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+typedef float (*block_dot_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
 
 typedef struct {
     const lb_tensor *w;
@@ -18,11 +20,13 @@ typedef struct {
     int rows_per_task;
     size_t row_bytes;
     lb_dot_fn dot;
-    /* group formats: per token, n_blocks*32 int8 activations, a scale and a sum per block */
+    /* group formats, and Q8_0 / Q4_0: per token, n_blocks*32 int8 activations, a scale (and for
+     * the group formats a sum) per block */
     const int8_t *xq;
     const float *xd;
     const int32_t *xsum;
     qdot_fn qdot;
+    block_dot_fn bdot;   /* Q8_0 / Q4_0 */
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
@@ -31,9 +35,25 @@ typedef struct {
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
-/* Quantizes the activations of n tokens into the layout's gathered, padded block order.
- * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
- * whatever the kernel level, so every level sees the same integers. */
+/* One block of 32 activations to int8: d = amax / 127, q = round(v / d), the same rounding
+ * whatever the kernel level, so every level sees the same integers. Returns Σ q. */
+static int32_t quantize_block(const float *v, float amax, int8_t *q, float *d)
+{
+    float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) {
+        float r = roundf(v[j] * inv);
+        /* NaN or overflow in the input must not become undefined conversions. */
+        int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
+        q[j] = (int8_t)qi;
+        sum += qi;
+    }
+    *d = scale;
+    return sum;
+}
+
+/* Quantizes the activations of n tokens into the layout's gathered, padded block order, per
+ * block of 32 (per token for W8A8), with each block's sum of codes. */
 static void quantize_acts(const lb_qlayout *L, const float *x, int n, int8_t *xq, float *xd,
                           int32_t *xsum)
 {
@@ -54,20 +74,22 @@ static void quantize_acts(const lb_qlayout *L, const float *x, int n, int8_t *xq
                 v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
                 amax = fmaxf(amax, fabsf(v[j]));
             }
-            if (L->w8a8)
-                amax = row_max;
-            float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
-            int32_t sum = 0;
-            for (int j = 0; j < 32; j++) {
-                float r = roundf(v[j] * inv);
-                /* NaN or overflow in the input must not become undefined conversions. */
-                int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
-                q[b * 32 + j] = (int8_t)qi;
-                sum += qi;
-            }
-            d[b] = scale;
-            s[b] = sum;
+            s[b] = quantize_block(v, L->w8a8 ? row_max : amax, q + b * 32, &d[b]);
         }
+    }
+}
+
+/* The activations of n tokens of width cols (a multiple of 32) as int8 blocks in order, for
+ * GGUF's Q8_0 and Q4_0 weights. */
+static void quantize_blocks(const float *x, int n, int64_t cols, int8_t *xq, float *xd)
+{
+    int64_t nb = cols / 32;
+    for (int64_t b = 0; b < (int64_t)n * nb; b++) {
+        const float *v = x + b * 32;
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(v[j]));
+        quantize_block(v, amax, xq + b * 32, &xd[b]);
     }
 }
 
@@ -131,6 +153,11 @@ static void matmul_task(void *ctx, int task, int thread)
                     y[(size_t)t * (size_t)out] =
                         qrow(L, row, j->xq + (size_t)t * nb * 32, j->xd + (size_t)t * nb,
                              j->xsum + (size_t)t * nb, j->qdot);
+            } else if (j->bdot) {
+                int64_t nb = in / 32;
+                for (int t = t0; t < t1; t++)
+                    y[(size_t)t * (size_t)out] =
+                        j->bdot(row, j->xq + (size_t)t * (size_t)nb * 32, j->xd + (size_t)t * nb, nb);
             } else {
                 for (int t = t0; t < t1; t++)
                     y[(size_t)t * (size_t)out] = j->dot(row, j->x + (size_t)t * (size_t)in, in);
@@ -176,7 +203,7 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int64_t per = out / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0};
+    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0, 0};
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;
@@ -191,6 +218,15 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
         job.xd = xd;
         job.xsum = xsum;
         job.qdot = k->qdot_blocks[L->bits];
+    } else if ((w->type == LB_TYPE_Q8_0 || w->type == LB_TYPE_Q4_0) && w->ne[0] % 32 == 0) {
+        /* as llama.cpp: activations to int8 blocks once, then integer dots per block */
+        size_t nb = (size_t)(w->ne[0] / 32) * (size_t)(n > 0 ? n : 1);
+        xq = lb_malloc(nb * 32);
+        xd = lb_malloc(nb * sizeof(float));
+        quantize_blocks(x, n, w->ne[0], xq, xd);
+        job.xq = xq;
+        job.xd = xd;
+        job.bdot = w->type == LB_TYPE_Q8_0 ? k->qdot_q8_0 : k->qdot_q4_0;
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
     free(xq);

@@ -143,6 +143,43 @@ AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
     return hsum(acc);
 }
 
+/* ---- GGUF blocks against int8 activations -------------------------------------------- */
+
+/* Block i's integer products in eight int32 lanes (lane l: elements 4l..4l+3) scaled into acc.
+ * maddubs takes unsigned times signed bytes, so the weights' signs move onto the activations;
+ * its int16 pair sums cannot saturate (2 · 128 · 127 < 32767). */
+AVX2 static inline __m256 block_fma(__m256i w, const int8_t *xq, float scale, __m256 acc)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    __m256i lanes = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+AVX2 static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q8_0 *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
+        acc = block_fma(_mm256_loadu_si256((const __m256i *)b[i].qs), xq,
+                        _cvtsh_ss(b[i].d) * xd[i], acc);
+    return hsum(acc);
+}
+
+AVX2 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q4_0 *b = row;
+    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
+        /* low nibbles are elements 0..15, high nibbles 16..31 */
+        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
+        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
+        acc = block_fma(_mm256_sub_epi8(c, eight), xq, _cvtsh_ss(b[i].d) * xd[i], acc);
+    }
+    return hsum(acc);
+}
+
 /* ---- lowbit's group formats: integer block dots -------------------------------------- */
 
 #define QTARGET AVX2
@@ -183,7 +220,7 @@ AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *
 
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

@@ -36,7 +36,7 @@ QDOT_VNNI(qdot8, qunpack8, 32)
 
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, 0, 0,
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

@@ -17,6 +17,13 @@ typedef struct {
      * unsigned codes (packed as lb_qpack_block does) with nb blocks of int8 activations:
      * out[b] = Σ_j code[b][j] · xq[b][j]. Integers, so every level gives identical results. */
     void (*qdot_blocks[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+    /* GGUF's Q8_0 and Q4_0 rows of nb blocks against activations quantized to int8 per block
+     * of 32 (xq, scales xd), as llama.cpp multiplies them: Σ_b d_b·xd_b·(integer dot of block
+     * b). The sum runs in eight float lanes as the AVX2 kernel keeps it (lane l: elements
+     * 4l..4l+3 of every block, added by fused multiply-adds), then the lanes are added in
+     * hsum's fixed tree, so every level gives the same float. */
+    float (*qdot_q8_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
+    float (*qdot_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
 } lb_kernel_set;
 
 extern const lb_kernel_set lb_kernels_scalar;

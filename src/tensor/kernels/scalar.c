@@ -3,6 +3,8 @@
 #include "tensor/kernels/kernels.h"
 #include "tensor/tensor.h"
 
+#include <math.h>
+
 static float dot_f32(const void *row, const float *x, int64_t n)
 {
     const float *w = row;
@@ -75,6 +77,51 @@ static float dot_q4_1(const void *row, const float *x, int64_t n)
         s += lb_fp16_to_fp32(b[i].d) * bs + lb_fp16_to_fp32(b[i].m) * xs;
     }
     return s;
+}
+
+/* ---- GGUF blocks against int8 activations, in the AVX2 kernel's lanes ----------------- */
+
+/* The AVX2 kernel's final reduction (hsum): lanes l and l+4, then pairs two apart, then the
+ * last two. */
+static float lanes_sum(const float a[8])
+{
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* Adds block b's products w·x to the lanes: lane l holds elements 4l..4l+3, in exact integers,
+ * times the block's scale, by one fused multiply-add each as _mm256_fmadd_ps does. */
+static void lanes_add(float acc[8], const int8_t *w, const int8_t *x, float scale)
+{
+    for (int l = 0; l < 8; l++) {
+        int32_t v = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++)
+            v += (int32_t)w[j] * (int32_t)x[j];
+        acc[l] = fmaf(scale, (float)v, acc[l]);
+    }
+}
+
+static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q8_0 *b = row;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
+        lanes_add(acc, b[i].qs, xq, lb_fp16_to_fp32(b[i].d) * xd[i]);
+    return lanes_sum(acc);
+}
+
+static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q4_0 *b = row;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
+        int8_t w[LB_QK];
+        for (int j = 0; j < LB_QK / 2; j++) {
+            w[j] = (int8_t)((b[i].qs[j] & 0x0f) - 8);
+            w[j + LB_QK / 2] = (int8_t)((b[i].qs[j] >> 4) - 8);
+        }
+        lanes_add(acc, w, xq, lb_fp16_to_fp32(b[i].d) * xd[i]);
+    }
+    return lanes_sum(acc);
 }
 
 /* ---- lowbit's group formats ---------------------------------------------------------- */
@@ -155,5 +202,5 @@ static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_
 
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
 };
