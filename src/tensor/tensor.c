@@ -277,6 +277,8 @@ const lb_kernel_set *lb_kernels_level(const char *name)
             lb_kernel_set k = *lb_kernels_avx2;
             k.name = lb_kernels_avx512->name;
             memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
+            k.qdot_q8_0 = lb_kernels_avx512->qdot_q8_0;
+            k.qdot_q4_0 = lb_kernels_avx512->qdot_q4_0;
             g_composed = k;
         }
         return &g_composed;

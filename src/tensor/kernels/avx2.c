@@ -6,15 +6,8 @@
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
+#define QTARGET AVX2
+#include "tensor/kernels/qunpack_x86.h"
 
 AVX2 static float dot_f32(const void *row, const float *x, int64_t n)
 {
@@ -30,7 +23,7 @@ AVX2 static float dot_f32(const void *row, const float *x, int64_t n)
     }
     for (; i + 8 <= n; i += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < n; i++)
         s += w[i] * x[i];
     return s;
@@ -47,7 +40,7 @@ AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
         a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
     }
-    float s = hsum(_mm256_add_ps(a0, a1));
+    float s = hsum_ps(_mm256_add_ps(a0, a1));
     for (; i < n; i++)
         s += _cvtsh_ss(w[i]) * x[i];
     return s;
@@ -63,7 +56,7 @@ AVX2 static float dot_bf16(const void *row, const float *x, int64_t n)
         __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(wi, 16));
         a0 = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), a0);
     }
-    float s = hsum(a0);
+    float s = hsum_ps(a0);
     for (; i < n; i++) {
         uint32_t bits = (uint32_t)w[i] << 16;
         float f;
@@ -89,7 +82,7 @@ AVX2 static float dot_q8_0(const void *row, const float *x, int64_t n)
         s = _mm256_fmadd_ps(i8x8_to_ps(b[i].qs + 24), _mm256_loadu_ps(x + 24), s);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
     }
-    return hsum(acc);
+    return hsum_ps(acc);
 }
 
 /* Unpacks 16 packed nibbles into two groups of 8 low nibbles and 8 high ones... as 4 × 8 floats:
@@ -120,7 +113,7 @@ AVX2 static float dot_q4_0(const void *row, const float *x, int64_t n)
         s = _mm256_fmadd_ps(_mm256_sub_ps(q[3], eight), _mm256_loadu_ps(x + 24), s);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
     }
-    return hsum(acc);
+    return hsum_ps(acc);
 }
 
 AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
@@ -140,7 +133,7 @@ AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), s, acc);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].m)), xs, acc);
     }
-    return hsum(acc);
+    return hsum_ps(acc);
 }
 
 /* ---- GGUF blocks against int8 activations -------------------------------------------- */
@@ -163,7 +156,7 @@ AVX2 static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, 
     for (int64_t i = 0; i < nb; i++, xq += LB_QK)
         acc = block_fma(_mm256_loadu_si256((const __m256i *)b[i].qs), xq,
                         _cvtsh_ss(b[i].d) * xd[i], acc);
-    return hsum(acc);
+    return hsum_ps(acc);
 }
 
 AVX2 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
@@ -177,13 +170,10 @@ AVX2 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, 
         __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
         acc = block_fma(_mm256_sub_epi8(c, eight), xq, _cvtsh_ss(b[i].d) * xd[i], acc);
     }
-    return hsum(acc);
+    return hsum_ps(acc);
 }
 
 /* ---- lowbit's group formats: integer block dots -------------------------------------- */
-
-#define QTARGET AVX2
-#include "tensor/kernels/qunpack_x86.h"
 
 /* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
  * (2 · 15 · 127 < 32767). */

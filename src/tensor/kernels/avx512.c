@@ -1,6 +1,7 @@
-/* AVX-512 level: the integer block dots of lowbit's group formats with VNNI (vpdpbusd takes
- * unsigned codes times signed activations and accumulates in int32 without saturation, so one
- * kernel serves 2- to 8-bit codes). Float kernels are AVX2's; tensor.c composes the set. */
+/* AVX-512 level: the integer block dots of lowbit's group formats, and of GGUF's Q8_0 / Q4_0,
+ * with VNNI (vpdpbusd takes unsigned codes times signed activations and accumulates in int32
+ * without saturation, so one kernel serves 2- to 8-bit codes). Float kernels are AVX2's;
+ * tensor.c composes the set. */
 #include "tensor/kernels/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -34,9 +35,43 @@ QDOT_VNNI(qdot3, qunpack3, 12)
 QDOT_VNNI(qdot4, qunpack4, 16)
 QDOT_VNNI(qdot8, qunpack8, 32)
 
+/* GGUF's Q8_0 / Q4_0 against int8 activations: AVX2's kernels with vpdpbusd in place of
+ * maddubs + madd. Both sum the same four byte products into each int32 lane, exactly, so the
+ * lanes, and the float result, are AVX2's bit for bit. */
+AVX512 static inline __m256 block_fma(__m256i w, const int8_t *xq, float scale, __m256 acc)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+    __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
+                                        _mm256_sign_epi8(x, w));
+    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+AVX512 static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q8_0 *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
+        acc = block_fma(_mm256_loadu_si256((const __m256i *)b[i].qs), xq,
+                        _cvtsh_ss(b[i].d) * xd[i], acc);
+    return hsum_ps(acc);
+}
+
+AVX512 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
+{
+    const lb_block_q4_0 *b = row;
+    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
+        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
+        acc = block_fma(_mm256_sub_epi8(c, eight), xq, _cvtsh_ss(b[i].d) * xd[i], acc);
+    }
+    return hsum_ps(acc);
+}
+
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, 0, 0,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

@@ -1,5 +1,5 @@
 /* Unpacking of lowbit's 32-code blocks (see lb_qpack_block) into 32 unsigned bytes in code
- * order, shared by the AVX2 and AVX-512 kernels. The includer defines QTARGET, the target
+ * order, and horizontal sums, shared by the AVX2 and AVX-512 kernels. The includer defines QTARGET, the target
  * attribute its functions are compiled for. */
 #ifndef LB_QUNPACK_X86_H
 #define LB_QUNPACK_X86_H
@@ -43,6 +43,17 @@ QTARGET static inline __m256i qunpack3(const uint8_t *p)
     __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201ULL);
     __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+}
+
+/* The sum of eight floats in a fixed tree: lanes l and l+4, then pairs two apart, then the
+ * last two (the scalar level's GGUF-block kernels follow the same order). */
+QTARGET static inline float hsum_ps(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
 }
 
 QTARGET static inline int32_t hsum_epi32(__m256i v)
