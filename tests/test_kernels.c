@@ -131,6 +131,22 @@ static void test_int8_block_kernels(void)
                     if (!k)
                         continue;
                     float got = kind ? k->qdot_q4_0(row, xq, xd, nb) : k->qdot_q8_0(row, xq, xd, nb);
+                    /* Four tokens at once: the first one is this token, the other three reuse
+                     * its blocks shifted; each must equal its one-token result. */
+                    if (nb >= 4) {
+                        int64_t sub = nb / 4;
+                        float four[4];
+                        (kind ? k->qdot4_q4_0 : k->qdot4_q8_0)(row, xq, xd, sub, four);
+                        for (int t = 0; t < 4; t++) {
+                            const int8_t *xt = xq + t * sub * 32;
+                            float one = kind ? k->qdot_q4_0(row, xt, xd + t * sub, sub)
+                                             : k->qdot_q8_0(row, xt, xd + t * sub, sub);
+                            CHECK(memcmp(&one, &four[t], sizeof one) == 0,
+                                  "%s %s four tokens of %lld blocks, token %d: %.9g vs %.9g",
+                                  k->name, tr->name, (long long)sub, t, (double)four[t],
+                                  (double)one);
+                        }
+                    }
                     if (li == 0) {
                         ref = got;
                         CHECK(fabs(got - exact) <= 1e-5 * mag + 1e-6, "scalar %s nb=%d pattern %d: %g vs %g",

@@ -11,6 +11,8 @@
 
 typedef void (*qdot_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
 typedef float (*block_dot_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
+typedef void (*block_dot4_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                              float out[4]);
 
 typedef struct {
     const lb_tensor *w;
@@ -26,7 +28,8 @@ typedef struct {
     const float *xd;
     const int32_t *xsum;
     qdot_fn qdot;
-    block_dot_fn bdot;   /* Q8_0 / Q4_0 */
+    block_dot_fn bdot;   /* Q8_0 / Q4_0, one token */
+    block_dot4_fn bdot4; /* Q8_0 / Q4_0, four tokens */
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
@@ -155,7 +158,15 @@ static void matmul_task(void *ctx, int task, int thread)
                              j->xsum + (size_t)t * nb, j->qdot);
             } else if (j->bdot) {
                 int64_t nb = in / 32;
-                for (int t = t0; t < t1; t++)
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    float four[4];
+                    j->bdot4(row, j->xq + (size_t)t * (size_t)nb * 32, j->xd + (size_t)t * nb, nb,
+                             four);
+                    for (int k = 0; k < 4; k++)
+                        y[(size_t)(t + k) * (size_t)out] = four[k];
+                }
+                for (; t < t1; t++)
                     y[(size_t)t * (size_t)out] =
                         j->bdot(row, j->xq + (size_t)t * (size_t)nb * 32, j->xd + (size_t)t * nb, nb);
             } else {
@@ -203,7 +214,7 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int64_t per = out / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0, 0};
+    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0, 0, 0};
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;
@@ -227,6 +238,7 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
         job.xq = xq;
         job.xd = xd;
         job.bdot = w->type == LB_TYPE_Q8_0 ? k->qdot_q8_0 : k->qdot_q4_0;
+        job.bdot4 = w->type == LB_TYPE_Q8_0 ? k->qdot4_q8_0 : k->qdot4_q4_0;
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
     free(xq);

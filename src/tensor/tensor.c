@@ -279,6 +279,8 @@ const lb_kernel_set *lb_kernels_level(const char *name)
             memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
             k.qdot_q8_0 = lb_kernels_avx512->qdot_q8_0;
             k.qdot_q4_0 = lb_kernels_avx512->qdot_q4_0;
+            k.qdot4_q8_0 = lb_kernels_avx512->qdot4_q8_0;
+            k.qdot4_q4_0 = lb_kernels_avx512->qdot4_q4_0;
             g_composed = k;
         }
         return &g_composed;

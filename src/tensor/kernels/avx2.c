@@ -173,6 +173,44 @@ AVX2 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, 
     return hsum_ps(acc);
 }
 
+/* Four tokens against one row: each weight block is loaded, unpacked and its signs taken
+ * once; every token keeps its own accumulator, added in the one-token kernel's order. */
+AVX2 static inline void block_fma4(__m256i w, const int8_t *xq, const float *xd, int64_t i,
+                                     int64_t nb, float dw, __m256 acc[4])
+{
+    for (int t = 0; t < 4; t++)
+        acc[t] = block_fma(w, xq + (t * nb + i) * LB_QK, dw * xd[t * nb + i], acc[t]);
+}
+
+AVX2 static void qdot4_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                          float out[4])
+{
+    const lb_block_q8_0 *b = row;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                      _mm256_setzero_ps()};
+    for (int64_t i = 0; i < nb; i++)
+        block_fma4(_mm256_loadu_si256((const __m256i *)b[i].qs), xq, xd, i, nb,
+                   _cvtsh_ss(b[i].d), acc);
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+AVX2 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                          float out[4])
+{
+    const lb_block_q4_0 *b = row;
+    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                      _mm256_setzero_ps()};
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
+        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
+        block_fma4(_mm256_sub_epi8(c, eight), xq, xd, i, nb, _cvtsh_ss(b[i].d), acc);
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 /* ---- lowbit's group formats: integer block dots -------------------------------------- */
 
 /* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
@@ -211,6 +249,7 @@ AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
+    qdot4_q8_0, qdot4_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

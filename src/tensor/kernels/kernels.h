@@ -24,6 +24,13 @@ typedef struct {
      * hsum's fixed tree, so every level gives the same float. */
     float (*qdot_q8_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
     float (*qdot_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
+    /* The same for four consecutive tokens (token t's blocks at xq + t·nb·32, its scales at
+     * xd + t·nb), each weight block unpacked once for all four: out[t] is bit for bit what
+     * the one-token kernel gives for token t. */
+    void (*qdot4_q8_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                       float out[4]);
+    void (*qdot4_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                       float out[4]);
 } lb_kernel_set;
 
 extern const lb_kernel_set lb_kernels_scalar;

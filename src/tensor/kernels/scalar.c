@@ -124,6 +124,20 @@ static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64
     return lanes_sum(acc);
 }
 
+static void qdot4_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                       float out[4])
+{
+    for (int t = 0; t < 4; t++)
+        out[t] = qdot_q8_0(row, xq + t * nb * LB_QK, xd + t * nb, nb);
+}
+
+static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
+                       float out[4])
+{
+    for (int t = 0; t < 4; t++)
+        out[t] = qdot_q4_0(row, xq + t * nb * LB_QK, xd + t * nb, nb);
+}
+
 /* ---- lowbit's group formats ---------------------------------------------------------- */
 
 void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out)
@@ -203,4 +217,5 @@ static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
+    qdot4_q8_0, qdot4_q4_0,
 };
