@@ -44,6 +44,13 @@ expect_eq "task" "$(field "$json" task)" ts_head.txt
 expect_eq "metric" "$(field "$json" metric)" perplexity
 expect_eq "format" "$(field "$json" format)" F32
 expect_eq "params.ctx" "$(field "$json" params.ctx)" 256
+# An F16 KV cache (as llama.cpp keeps it) rounds keys and values: the fifth digit may move.
+f16=$("$BIN" perplexity -m "$MODEL" --threads 1 -f "$TS_HEAD" --ctx 256 --chunks 8 --kv-type f16 --json)
+within "F16 KV cache, ctx 256" "$(field "$f16" value)" "$(field "$json" value)" 0.0005
+f16=$(LOWBIT_KV_CACHE=f16 "$BIN" perplexity -m "$MODEL" --threads 1 -f "$TS_HEAD" --ctx 256 --chunks 8 --json)
+within "F16 KV cache from LOWBIT_KV_CACHE" "$(field "$f16" value)" "$(field "$json" value)" 0.0005
+expect_error "unknown KV cache type" "--kv-type q8: expected f32 or f16" -- \
+  "$BIN" perplexity -m "$MODEL" -f "$TS_HEAD" --kv-type q8
 
 # /tmp/llamacpp/build/bin/llama-perplexity -m stories260K.gguf -f wikitext2/wiki.test.raw -c 512 -b 512 --chunks 4
 #   [1]129.7129,[2]105.4780,[3]109.8712,[4]101.3693

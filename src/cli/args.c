@@ -1,5 +1,6 @@
 /* Table-driven option parsing. */
 #include "cli/args.h"
+#include "model/engine.h"
 
 #include <errno.h>
 #include <math.h>
@@ -114,5 +115,18 @@ int lb_args_parse(const lb_cmd_spec *spec, int argc, char **argv, const char **p
     }
     if (n_positional)
         *n_positional = np;
+    return 0;
+}
+
+int lb_args_kv_type(const char *cmd, const char *name)
+{
+    lb_kv_type t;
+    if (!name)
+        return 0;
+    if (lb_kv_type_parse(name, &t)) {
+        fprintf(stderr, "%s: --kv-type %s: expected f32 or f16\n", cmd, name);
+        return -1;
+    }
+    lb_engine_set_kv_type(t);
     return 0;
 }

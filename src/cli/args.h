@@ -29,4 +29,12 @@ typedef struct {
 int lb_args_parse(const lb_cmd_spec *spec, int argc, char **argv, const char **positional,
                   int *n_positional);
 
+/* The --kv-type option of the commands that run models, and what it does: the KV caches of
+ * every engine the command creates (NULL keeps the default). Prints "CMD: --kv-type X: ..."
+ * and returns -1 for a name other than f32 or f16. */
+#define LB_OPT_KV_TYPE(var)                                                                 \
+    {"kv-type", 0, OPT_STRING, &(var), "T",                                                 \
+     "KV cache: f32, or f16 for half the memory (default f32, or $LOWBIT_KV_CACHE)"}
+int lb_args_kv_type(const char *cmd, const char *name);
+
 #endif

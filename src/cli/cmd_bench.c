@@ -74,6 +74,7 @@ int cmd_bench(int argc, char **argv)
     const char *models = NULL, *vs = NULL, *batch_text = "1,4,8,16,32", *seed_text = "1";
     int prompt = 128, gen = 128, reps = 20, warmup = 3, threads = 0, membw_mib = 1024;
     bool json = false, csv = false, md = false, membw = false, quiet = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &models, "PATH[,PATH...]", "models to measure (any format lowbit loads)"},
         {"vs", 0, OPT_STRING, &vs, "PATH", "baseline measured in the same run, interleaved; adds speedup and memory ratio"},
@@ -83,6 +84,7 @@ int cmd_bench(int argc, char **argv)
         {"reps", 'r', OPT_INT, &reps, "N", "timed requests per model and batch size (default 20)"},
         {"warmup", 0, OPT_INT, &warmup, "N", "untimed requests before them (default 3)"},
         {"threads", 't', OPT_INT, &threads, "N", "threads (default: all cores)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"seed", 0, OPT_STRING, &seed_text, "S", "seed of the random prompts (default 1)"},
         {"json", 0, OPT_FLAG, &json, NULL, "results in the shared JSON result schema"},
         {"csv", 0, OPT_FLAG, &csv, NULL, "one CSV row per model and batch size"},
@@ -108,6 +110,8 @@ int cmd_bench(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("bench", kv_type))
+        return 1;
     if ((int)json + (int)csv + (int)md > 1) {
         fprintf(stderr, "bench: --json, --csv and --md exclude each other\n");
         return 1;

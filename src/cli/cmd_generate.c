@@ -23,6 +23,7 @@ int cmd_generate(int argc, char **argv)
     int n = 256, threads = 0, ctx = 0, seed = -1, top_k = 40, last_n = 64;
     float temp = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat = 1.0f;
     bool quiet = false, json = false, no_bos = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &model, "PATH", "model: .gguf, llama2.c .bin, or a Hugging Face directory"},
         {"prompt", 'p', OPT_STRING, &prompt, "TEXT", "prompt (default: empty, start from BOS)"},
@@ -36,6 +37,7 @@ int cmd_generate(int argc, char **argv)
         {"seed", 's', OPT_INT, &seed, "S", "random seed (default: from the clock)"},
         {"stop", 0, OPT_STRING, &stop, "TEXT", "stop when this text is generated"},
         {"threads", 't', OPT_INT, &threads, "N", "threads (default: all cores)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"ctx", 'c', OPT_INT, &ctx, "N", "context length (default: the model's)"},
         {"tokenizer", 0, OPT_STRING, &tokenizer, "PATH", "llama2.c tokenizer.bin for a .bin model"},
         {"no-bos", 0, OPT_FLAG, &no_bos, NULL, "do not add the BOS token"},
@@ -49,6 +51,8 @@ int cmd_generate(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("generate", kv_type))
+        return 1;
     if (!model) {
         fprintf(stderr, "generate: -m MODEL is required\n");
         return 1;

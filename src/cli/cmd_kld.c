@@ -106,6 +106,7 @@ int cmd_kld(int argc, char **argv)
     const char *model = NULL, *base = NULL, *file = NULL, *mode = "llamacpp", *data_dir = NULL;
     int ctx = 512, chunks = 0, batch = 0, threads = 0;
     bool json = false, quiet = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &model, "PATH", "the model to measure (e.g. quantized)"},
         {"base", 0, OPT_STRING, &base, "PATH", "the baseline model (same vocabulary)"},
@@ -115,6 +116,7 @@ int cmd_kld(int argc, char **argv)
         {"chunks", 0, OPT_INT, &chunks, "N", "only the first N chunks (default: all)"},
         {"batch", 'b', OPT_INT, &batch, "B", "chunks per forward pass (default: 2048 tokens' worth)"},
         {"threads", 't', OPT_INT, &threads, "N", "threads per model (default: all cores)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"data-dir", 0, OPT_STRING, &data_dir, "DIR", "where dataset names resolve (default $LOWBIT_DATA_DIR, else ../shared/datasets)"},
         {"json", 0, OPT_FLAG, &json, NULL, "print the results as JSON (the shared result schema)"},
         {"quiet", 'q', OPT_FLAG, &quiet, NULL, "no progress bar"},
@@ -129,6 +131,8 @@ int cmd_kld(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("kld", kv_type))
+        return 1;
     if (!model || !base || !file) {
         fprintf(stderr, "kld: -m MODEL, --base BASELINE and -f FILE are required\n");
         return 1;

@@ -67,6 +67,7 @@ int cmd_mc(int argc, char **argv)
     const char *model = NULL, *task = NULL, *data = NULL, *data_dir = NULL, *tokenizer = NULL;
     int limit = 0, shots = -1, seed = 1234, batch = 32, tokens = 2048, threads = 0, ctx = 0;
     bool json = false, no_bos = false, quiet = false, dump = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &model, "PATH", "model: .gguf, llama2.c .bin, or a Hugging Face directory"},
         {"task", 0, OPT_STRING, &task, "TASK", "hellaswag, piqa, arc_easy, arc_challenge, copa, boolq, winogrande, lambada, mmlu, truthfulqa_mc1, truthfulqa_mc2"},
@@ -78,6 +79,7 @@ int cmd_mc(int argc, char **argv)
         {"batch", 0, OPT_INT, &batch, "B", "questions scored side by side in one forward pass (default 32)"},
         {"tokens", 0, OPT_INT, &tokens, "N", "tokens per forward pass at most (default 2048)"},
         {"threads", 't', OPT_INT, &threads, "N", "threads (default: all cores)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"ctx", 'c', OPT_INT, &ctx, "N", "context length; longer requests lose their left end (default: the model's, at most 2048)"},
         {"tokenizer", 0, OPT_STRING, &tokenizer, "PATH", "llama2.c tokenizer.bin for a .bin model"},
         {"no-bos", 0, OPT_FLAG, &no_bos, NULL, "no BOS before contexts (the harness's default for Hugging Face models)"},
@@ -96,6 +98,8 @@ int cmd_mc(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("mc", kv_type))
+        return 1;
     if ((!model && !dump) || !task) {
         fprintf(stderr, "mc: -m MODEL and --task TASK are required\n");
         return 1;

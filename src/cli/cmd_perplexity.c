@@ -49,6 +49,7 @@ int cmd_perplexity(int argc, char **argv)
                *tokenizer = NULL;
     int ctx = 512, stride = 0, chunks = 0, batch = 0, threads = 0;
     bool json = false, quiet = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"model", 'm', OPT_STRING, &model, "PATH", "model: .gguf, llama2.c .bin, or a Hugging Face directory"},
         {"file", 'f', OPT_STRING, &file, "FILE|NAME", "text, jsonl with a \"text\" field, or wikitext2, c4, tinystories"},
@@ -58,6 +59,7 @@ int cmd_perplexity(int argc, char **argv)
         {"chunks", 0, OPT_INT, &chunks, "N", "score only the first N chunks (default: all)"},
         {"batch", 'b', OPT_INT, &batch, "B", "chunks per forward pass (default: 2048 tokens' worth)"},
         {"threads", 't', OPT_INT, &threads, "N", "threads (default: all cores)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"data-dir", 0, OPT_STRING, &data_dir, "DIR", "where dataset names resolve (default $LOWBIT_DATA_DIR, else ../shared/datasets)"},
         {"tokenizer", 0, OPT_STRING, &tokenizer, "PATH", "llama2.c tokenizer.bin for a .bin model"},
         {"json", 0, OPT_FLAG, &json, NULL, "print the result as JSON (the shared result schema)"},
@@ -72,6 +74,8 @@ int cmd_perplexity(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("perplexity", kv_type))
+        return 1;
     if (!model || !file) {
         fprintf(stderr, "perplexity: -m MODEL and -f FILE are required\n");
         return 1;

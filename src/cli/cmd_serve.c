@@ -39,12 +39,14 @@ int cmd_serve(int argc, char **argv)
     int max_body_kib = (int)(cfg.max_body / 1024), drain = (int)cfg.drain_seconds;
     float temp = cfg.temperature;
     bool quiet = false;
+    const char *kv_type = NULL;
     const lb_opt opts[] = {
         {"baseline", 'm', OPT_STRING, &cfg.baseline_path, "MODEL", "baseline model (env BASELINE_MODEL_PATH)"},
         {"quantized", 'q', OPT_STRING, &cfg.quantized_path, "MODEL", "quantized model served by /generate (env QUANTIZED_MODEL_PATH)"},
         {"addr", 'a', OPT_STRING, &cfg.addr, "HOST:PORT", "address to listen on; port 0 picks one (env SERVER_ADDR, default 127.0.0.1:8080)"},
         {"tokenizer", 0, OPT_STRING, &cfg.tokenizer_path, "PATH", "llama2.c tokenizer.bin for .bin models"},
         {"threads", 't', OPT_INT, &cfg.threads, "N", "compute threads per model (default: the cores shared out between the models)"},
+        LB_OPT_KV_TYPE(kv_type),
         {"parallel", 'p', OPT_INT, &cfg.parallel, "SLOTS", "sequences generated together per model (default 4)"},
         {"ctx", 'c', OPT_INT, &cfg.ctx, "N", "context per sequence (default: the model's, at most 4096)"},
         {"api-key", 0, OPT_STRING, &cfg.api_key, "KEY", "require Authorization: Bearer KEY (env LOWBIT_API_KEY)"},
@@ -65,6 +67,8 @@ int cmd_serve(int argc, char **argv)
     int rc = lb_args_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
         return rc > 0 ? 0 : 1;
+    if (lb_args_kv_type("serve", kv_type))
+        return 1;
     const struct {
         bool ok;
         const char *opt, *want;

@@ -1,5 +1,6 @@
 /* Engine set-up, batch validation, scratch sizing and dispatch to the architecture's forward. */
 #include "model/engine_internal.h"
+#include "core/log.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -27,6 +28,35 @@ static void rope_frequencies(const lb_config *c, float *freqs)
     }
 }
 
+static int g_kv_type = -1;   /* -1: not set, LOWBIT_KV_CACHE decides */
+
+void lb_engine_set_kv_type(lb_kv_type t)
+{
+    g_kv_type = (int)t;
+}
+
+int lb_kv_type_parse(const char *name, lb_kv_type *out)
+{
+    if (strcmp(name, "f32") == 0 || strcmp(name, "F32") == 0)
+        *out = LB_KV_F32;
+    else if (strcmp(name, "f16") == 0 || strcmp(name, "F16") == 0)
+        *out = LB_KV_F16;
+    else
+        return -1;
+    return 0;
+}
+
+lb_kv_type lb_engine_kv_type(void)
+{
+    if (g_kv_type >= 0)
+        return (lb_kv_type)g_kv_type;
+    const char *env = getenv("LOWBIT_KV_CACHE");
+    lb_kv_type t = LB_KV_F32;
+    if (env && *env && lb_kv_type_parse(env, &t))
+        lb_log_warn("LOWBIT_KV_CACHE=%s: expected f32 or f16; using f32", env);
+    return t;
+}
+
 int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_engine **out,
                      lb_error *err)
 {
@@ -40,7 +70,9 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
     if (n_seq <= 0 || n_seq > 4096)
         return lb_fail(err, "sequence slots must be 1..4096 (got %d)", n_seq);
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    double bytes = 2.0 * n_seq * (double)c->n_layers * n_ctx * (double)kv_dim * sizeof(float);
+    bool f16 = lb_engine_kv_type() == LB_KV_F16;
+    size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
+    double bytes = 2.0 * n_seq * (double)c->n_layers * n_ctx * (double)kv_dim * (double)elem;
     if (bytes > 64.0 * (1ull << 30))
         return lb_fail(err, "a KV cache for %d sequences of %d tokens needs %.1f GiB; ask for a "
                        "shorter context (--ctx)", n_seq, n_ctx, bytes / (1ull << 30));
@@ -50,8 +82,9 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
     e->n_seq = n_seq;
     e->kv_dim = (int)kv_dim;
     size_t cache = (size_t)n_seq * (size_t)c->n_layers * (size_t)n_ctx * kv_dim;
-    e->k_cache = lb_calloc(cache, sizeof(float));
-    e->v_cache = lb_calloc(cache, sizeof(float));
+    e->kv_f16 = f16;
+    e->k_cache = lb_calloc(cache, elem);
+    e->v_cache = lb_calloc(cache, elem);
     e->rope_freqs = lb_calloc((size_t)c->head_dim / 2 + 1, sizeof(float));
     rope_frequencies(c, e->rope_freqs);
     e->pool = lb_pool_create(n_threads);
@@ -71,6 +104,7 @@ void lb_engine_free(lb_engine *e)
         free(bufs[i]);
     free(e->att_run);
     free(e->att_rows);
+    free(e->kv_rows);
     free(e);
 }
 
@@ -221,5 +255,5 @@ lb_pool *lb_engine_pool(lb_engine *e) { return e->pool; }
 size_t lb_engine_kv_bytes(const lb_engine *e)
 {
     return 2 * (size_t)e->n_seq * (size_t)e->m->cfg.n_layers * (size_t)e->n_ctx *
-           (size_t)e->kv_dim * sizeof(float);
+           (size_t)e->kv_dim * (e->kv_f16 ? sizeof(uint16_t) : sizeof(float));
 }

@@ -18,9 +18,19 @@ typedef struct {
 
 typedef struct lb_engine lb_engine;
 
-/* n_ctx <= 0 uses the model's trained context; n_threads <= 0 uses every core. */
+/* n_ctx <= 0 uses the model's trained context; n_threads <= 0 uses every core. The KV cache
+ * holds n_seq × n_ctx positions in the process's KV type (lb_engine_set_kv_type). */
 int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_engine **out,
                      lb_error *err);
+
+/* Element type of the KV caches that engines created from now on hold. F16 halves the cache
+ * and what attention reads from it, at the price of rounding keys and values to fp16. */
+typedef enum { LB_KV_F32, LB_KV_F16 } lb_kv_type;
+void lb_engine_set_kv_type(lb_kv_type t);
+/* "f32" or "f16"; -1 for anything else. */
+int lb_kv_type_parse(const char *name, lb_kv_type *out);
+/* The type engines get: set by lb_engine_set_kv_type, else LOWBIT_KV_CACHE, else F32. */
+lb_kv_type lb_engine_kv_type(void);
 void lb_engine_free(lb_engine *e);
 
 /* Runs the batch; writes one row of vocab_size logits per token that wants them, in batch

@@ -9,7 +9,10 @@ struct lb_engine {
     lb_pool *pool;
     int n_ctx, n_seq;
     int kv_dim;
-    float *k_cache, *v_cache;  /* [n_seq][n_layers][n_ctx][kv_dim] */
+    void *k_cache, *v_cache;   /* [n_seq][n_layers][n_ctx][kv_dim] of float or fp16 */
+    bool kv_f16;               /* LB_KV_F16 */
+    float *kv_rows;            /* F16 caches: [threads][2 * att_run_ldk][head_dim] rows
+                                * expanded to fp32 for the attention kernels */
     float *rope_freqs;         /* [head_dim / 2] */
     /* Scratch for a batch of up to cap tokens. */
     int cap;
@@ -26,11 +29,11 @@ struct lb_engine {
     bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
-/* Rows of the KV cache for (sequence, layer). */
-static inline float *kv_row(const lb_engine *e, float *cache, int seq, int layer, int pos)
+/* Index of the first element of the KV cache row (sequence, layer, position). */
+static inline size_t kv_index(const lb_engine *e, int seq, int layer, int pos)
 {
     size_t slot = ((size_t)seq * (size_t)e->m->cfg.n_layers + (size_t)layer) * (size_t)e->n_ctx;
-    return cache + (slot + (size_t)pos) * (size_t)e->kv_dim;
+    return (slot + (size_t)pos) * (size_t)e->kv_dim;
 }
 
 /* ops.c: building blocks over n rows of width dim. */

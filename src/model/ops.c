@@ -110,6 +110,27 @@ typedef struct {
     int n_runs;
 } attn_job;
 
+/* Head kvh's slice of a cached key or value row, as fp32: in place for an F32 cache, expanded
+ * into tmp[head_dim] for an F16 one. */
+static inline const float *cached_row(const lb_engine *e, const void *cache, int seq, int layer,
+                                      int pos, int kvh, float *tmp)
+{
+    int hd = e->m->cfg.head_dim;
+    size_t i = kv_index(e, seq, layer, pos) + (size_t)kvh * (size_t)hd;
+    if (!e->kv_f16)
+        return (const float *)cache + i;
+    const uint16_t *h = (const uint16_t *)cache + i;
+    for (int d = 0; d < hd; d++)
+        tmp[d] = lb_fp16_to_fp32(h[d]);
+    return tmp;
+}
+
+/* This thread's room for expanded F16 rows (see lb_engine.kv_rows): 2 · att_run_ldk rows. */
+static inline float *thread_rows(const lb_engine *e, int thread)
+{
+    return e->kv_rows + (size_t)thread * 2 * (size_t)e->att_run_ldk * (size_t)e->m->cfg.head_dim;
+}
+
 static void attention_task(void *ctx, int task, int thread)
 {
     const attn_job *j = ctx;
@@ -124,8 +145,9 @@ static void attention_task(void *ctx, int task, int thread)
     const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
     float *scores = e->att_scores + (size_t)thread * e->n_ctx;
     float scale = 1.0f / sqrtf((float)hd), max = -INFINITY;
+    float *tmp = e->kv_f16 ? thread_rows(e, thread) : NULL;
     for (int p = 0; p <= pos; p++) {
-        const float *k = kv_row(e, e->k_cache, seq, j->layer, p) + (size_t)kvh * hd;
+        const float *k = cached_row(e, e->k_cache, seq, j->layer, p, kvh, tmp);
         scores[p] = lb_dot_f32(q, k, hd) * scale;
         if (scores[p] > max)
             max = scores[p];
@@ -139,7 +161,7 @@ static void attention_task(void *ctx, int task, int thread)
     memset(out, 0, (size_t)hd * sizeof(float));
     float inv_sum = 1.0f / sum;
     for (int p = 0; p <= pos; p++) {
-        const float *restrict v = kv_row(e, e->v_cache, seq, j->layer, p) + (size_t)kvh * hd;
+        const float *restrict v = cached_row(e, e->v_cache, seq, j->layer, p, kvh, tmp);
         float w = scores[p] * inv_sum;
         for (int i = 0; i < hd; i++)
             out[i] += w * v[i];
@@ -405,9 +427,12 @@ static void run_task(void *ctx, int task, int thread)
     float *S = kT + (size_t)hd * j->ldk;
     const float **k_rows = e->att_rows + (size_t)thread * 2 * (size_t)j->ldk;
     const float **v_rows = k_rows + j->ldk;
+    float *rows = e->kv_f16 ? thread_rows(e, thread) : NULL;
     for (int p = 0; p < np; p++) {
-        k_rows[p] = kv_row(e, e->k_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
-        v_rows[p] = kv_row(e, e->v_cache, run->seq, j->layer, p) + (size_t)kvh * hd;
+        float *kt = rows ? rows + (size_t)p * hd : NULL;
+        float *vt = rows ? rows + (size_t)(j->ldk + p) * hd : NULL;
+        k_rows[p] = cached_row(e, e->k_cache, run->seq, j->layer, p, kvh, kt);
+        v_rows[p] = cached_row(e, e->v_cache, run->seq, j->layer, p, kvh, vt);
     }
     size_t qd = (size_t)c->n_heads * hd;
     attend_run_head(e->q + (size_t)run->t0 * qd + (size_t)h * hd, qd, k_rows, v_rows, run->n,
@@ -415,12 +440,25 @@ static void run_task(void *ctx, int task, int thread)
                     e->att + (size_t)run->t0 * qd + (size_t)h * hd, qd);
 }
 
+/* Writes row t of src (kv_dim floats) into the cache at its sequence and position. */
+static void cache_store(lb_engine *e, void *cache, const float *src, int seq, int layer, int pos)
+{
+    size_t i = kv_index(e, seq, layer, pos);
+    if (!e->kv_f16) {
+        memcpy((float *)cache + i, src, (size_t)e->kv_dim * sizeof(float));
+        return;
+    }
+    uint16_t *h = (uint16_t *)cache + i;
+    for (int d = 0; d < e->kv_dim; d++)
+        h[d] = lb_fp32_to_fp16(src[d]);
+}
+
 void op_attention(lb_engine *e, int layer, const lb_batch *b)
 {
-    size_t row = (size_t)e->kv_dim * sizeof(float);
     for (int t = 0; t < b->n; t++) {
-        memcpy(kv_row(e, e->k_cache, b->seq[t], layer, b->pos[t]), e->k + (size_t)t * e->kv_dim, row);
-        memcpy(kv_row(e, e->v_cache, b->seq[t], layer, b->pos[t]), e->v + (size_t)t * e->kv_dim, row);
+        const float *k = e->k + (size_t)t * e->kv_dim, *v = e->v + (size_t)t * e->kv_dim;
+        cache_store(e, e->k_cache, k, b->seq[t], layer, b->pos[t]);
+        cache_store(e, e->v_cache, v, b->seq[t], layer, b->pos[t]);
     }
     /* Runs of RUN_MIN or more tokens of one sequence at consecutive positions take the
      * blocked path; the other tokens go one by one. */
@@ -438,18 +476,24 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
         }
         t = u;
     }
+    int hd = e->m->cfg.head_dim;
+    size_t threads = (size_t)lb_pool_size(e->pool);
+    int ldk = n_runs ? (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES : 1;
+    if (ldk > e->att_run_ldk || (e->kv_f16 && !e->kv_rows)) {
+        if (ldk < e->att_run_ldk)
+            ldk = e->att_run_ldk;
+        free(e->att_run);
+        free(e->att_rows);
+        free(e->kv_rows);
+        e->att_run = lb_malloc(threads * (size_t)(hd + RUN_QUERIES) * (size_t)ldk *
+                               sizeof(float));
+        e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
+        e->kv_rows = e->kv_f16 ? lb_malloc(threads * 2 * (size_t)ldk * (size_t)hd *
+                                           sizeof(float))
+                               : NULL;
+        e->att_run_ldk = ldk;
+    }
     if (n_runs) {
-        int hd = e->m->cfg.head_dim;
-        int ldk = (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES;
-        size_t threads = (size_t)lb_pool_size(e->pool);
-        if (ldk > e->att_run_ldk) {
-            free(e->att_run);
-            free(e->att_rows);
-            e->att_run = lb_malloc(threads * (size_t)(hd + RUN_QUERIES) * (size_t)ldk *
-                                   sizeof(float));
-            e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
-            e->att_run_ldk = ldk;
-        }
         run_job rj = {e, layer, runs, ldk};
         lb_pool_run(e->pool, n_runs * n_heads, run_task, &rj);
     }
