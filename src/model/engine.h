@@ -79,7 +79,8 @@ enum { LB_BLOCK_INPUT = -1, LB_BLOCK_OUTPUT = LB_SITE_COUNT };
  * (attention output, n × heads·head_dim) and of LB_SITE_DOWN (activated hidden state,
  * n × hidden_dim) is left in act by a run that stops at that site and read from act by a run
  * that starts there; the other sites' inputs are norms of x, recomputed when a run starts at
- * them. act may be NULL when neither end is LB_SITE_O or LB_SITE_DOWN. */
+ * them. act may be NULL unless the run starts at LB_SITE_O or LB_SITE_DOWN; a run that stops
+ * there then drops the rows. */
 int lb_engine_block_part(lb_engine *e, int layer, const lb_batch *b, float *x, float *act,
                          int from, int to, lb_error *err);
 
