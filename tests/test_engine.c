@@ -133,6 +133,22 @@ int main(void)
     float d = max_abs_diff(ref, batch, n * vocab);
     CHECK(d < 1e-4f, "batched prefill differs from one-by-one by %g", d);
 
+    /* A batched prefill gives the same logits bit for bit at one, two and three threads. */
+    {
+        float *other = malloc((size_t)n * vocab * sizeof(float));
+        lb_engine *e3t;
+        CHECK(lb_engine_create(m, 128, 2, 3, &e3t, &err) == 0, "%s", err.msg);
+        lb_engine *threads[2] = {e1, e3t};
+        for (int i = 0; i < 2; i++) {
+            CHECK(lb_engine_forward(threads[i], &b, other, &err) == 0, "%s", err.msg);
+            CHECK(memcmp(batch, other, (size_t)n * vocab * sizeof(float)) == 0,
+                  "batched prefill at %d threads differs from 2 threads (by up to %g)",
+                  i ? 3 : 1, max_abs_diff(batch, other, n * vocab));
+        }
+        lb_engine_free(e3t);
+        free(other);
+    }
+
     /* Without want_logits only the last token's row is written. */
     float *last = malloc((size_t)vocab * sizeof(float));
     b.want_logits = NULL;

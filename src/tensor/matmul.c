@@ -18,6 +18,9 @@ typedef struct {
     int rows_per_task;
     size_t row_bytes;
     lb_dot_fn dot;
+    /* F32 weights: the level's tile kernel instead of dot */
+    void (*gemm)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                 int64_t n, float *y, size_t ldy);
     /* group formats: per token, n_blocks*32 int8 activations, a scale and a sum per block */
     const int8_t *xq;
     const float *xd;
@@ -28,6 +31,8 @@ typedef struct {
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
  * weight rows streams past it. */
 #define TOKEN_TILE 8
+/* F32 weights: a multiple of the AVX2 tile's three tokens. */
+#define F32_TOKEN_TILE 9
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
@@ -120,6 +125,15 @@ static void matmul_task(void *ctx, int task, int thread)
     int64_t r1 = r0 + j->rows_per_task < out ? r0 + j->rows_per_task : out;
     const char *base = j->w->data;
     const lb_qlayout *L = j->w->qlayout;
+    if (j->gemm) {
+        const float *w = (const float *)(const void *)base + (size_t)r0 * (size_t)in;
+        for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
+            int nt = j->n - t0 < F32_TOKEN_TILE ? j->n - t0 : F32_TOKEN_TILE;
+            j->gemm(w, (size_t)in, (int)(r1 - r0), j->x + (size_t)t0 * (size_t)in, (size_t)in,
+                    nt, in, j->y + (size_t)t0 * (size_t)out + (size_t)r0, (size_t)out);
+        }
+        return;
+    }
     for (int t0 = 0; t0 < j->n; t0 += TOKEN_TILE) {
         int t1 = t0 + TOKEN_TILE < j->n ? t0 + TOKEN_TILE : j->n;
         for (int64_t r = r0; r < r1; r++) {
@@ -154,12 +168,9 @@ int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, fl
     if (!k || (!w->qlayout && w->type != LB_TYPE_F32))
         return -1;
     if (!w->qlayout) {
-        /* fp32 rows: this level's dot directly, row by row */
-        for (int t = 0; t < n; t++)
-            for (int64_t r = 0; r < w->ne[1]; r++)
-                y[(size_t)t * (size_t)w->ne[1] + (size_t)r] =
-                    k->dot_f32((const float *)w->data + (size_t)r * (size_t)w->ne[0],
-                               x + (size_t)t * (size_t)w->ne[0], w->ne[0]);
+        /* fp32 rows: this level's tile kernel over the whole matrix in one call */
+        k->gemm_f32(w->data, (size_t)w->ne[0], (int)w->ne[1], x, (size_t)w->ne[0], n, w->ne[0],
+                    y, (size_t)w->ne[1]);
         return 0;
     }
     matmul_with(pool, w, x, n, y, k);
@@ -176,7 +187,10 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int64_t per = out / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0};
+    per = (per + 3) / 4 * 4;   /* whole 4-row tiles of the F32 kernels */
+    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL, 0, 0, 0, 0};
+    if (w->type == LB_TYPE_F32 && !w->qlayout)
+        job.gemm = k->gemm_f32;
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;

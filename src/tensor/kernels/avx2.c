@@ -36,6 +36,74 @@ AVX2 static float dot_f32(const void *row, const float *x, int64_t n)
     return s;
 }
 
+/* ---- F32 rows times several tokens ----------------------------------------------------- */
+
+/* Every output of gemm_f32 is one chain of eight lanes: acc += w[i..i+7] · x[i..i+7] for each
+ * whole 8 in order, then hsum, then the last n % 8 products one by one. Tiles of rows × tokens
+ * only run several such chains side by side, so an output's value does not depend on the tile
+ * it fell in. f32_finish is the one place the chain ends, so that its scalar tail is compiled
+ * (and contracted) the same way for every tile. */
+AVX2 static inline float f32_finish(__m256 acc, const float *w, const float *x, int64_t i,
+                                    int64_t n)
+{
+    float s = hsum(acc);
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+/* R rows × T tokens, the R·T chains in registers; the GEMM_TILE_ARGS are gemm_f32's. */
+#define GEMM_TILE(TARGET, name, R, T)                                                       \
+    TARGET static void name(const float *w, size_t ldw, const float *x, size_t ldx,          \
+                            int64_t n, float *y, size_t ldy)                                 \
+    {                                                                                        \
+        __m256 acc[R][T];                                                                    \
+        for (int r = 0; r < (R); r++)                                                        \
+            for (int t = 0; t < (T); t++)                                                    \
+                acc[r][t] = _mm256_setzero_ps();                                             \
+        int64_t i = 0;                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                         \
+            __m256 xv[T];                                                                    \
+            for (int t = 0; t < (T); t++)                                                    \
+                xv[t] = _mm256_loadu_ps(x + (size_t)t * ldx + i);                            \
+            for (int r = 0; r < (R); r++) {                                                  \
+                __m256 wv = _mm256_loadu_ps(w + (size_t)r * ldw + i);                        \
+                for (int t = 0; t < (T); t++)                                                \
+                    acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);                       \
+            }                                                                                \
+        }                                                                                    \
+        for (int r = 0; r < (R); r++)                                                        \
+            for (int t = 0; t < (T); t++)                                                    \
+                y[(size_t)t * ldy + (size_t)r] =                                             \
+                    f32_finish(acc[r][t], w + (size_t)r * ldw, x + (size_t)t * ldx, i, n);   \
+    }
+
+/* 4 × 3: twelve chains, three activation and one weight register of the sixteen. */
+GEMM_TILE(AVX2, tile_4x3, 4, 3)
+GEMM_TILE(AVX2, tile_4x2, 4, 2)
+GEMM_TILE(AVX2, tile_4x1, 4, 1)
+GEMM_TILE(AVX2, tile_1x1, 1, 1)
+
+AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
+                          int nt, int64_t n, float *y, size_t ldy)
+{
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *wr = w + (size_t)r * ldw;
+        int t = 0;
+        for (; t + 3 <= nt; t += 3)
+            tile_4x3(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        if (nt - t == 2)
+            tile_4x2(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        else if (nt - t == 1)
+            tile_4x1(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+    }
+    for (; r < rows; r++)
+        for (int t = 0; t < nt; t++)
+            tile_1x1(w + (size_t)r * ldw, ldw, x + (size_t)t * ldx, ldx, n,
+                     y + (size_t)t * ldy + r, ldy);
+}
+
 AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
 {
     const uint16_t *w = row;
@@ -182,7 +250,7 @@ AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *
 }
 
 static const lb_kernel_set avx2_set = {
-    "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+    "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;

@@ -35,7 +35,7 @@ QDOT_VNNI(qdot4, qunpack4, 16)
 QDOT_VNNI(qdot8, qunpack8, 32)
 
 static const lb_kernel_set avx512_set = {
-    "avx512", 0, 0, 0, 0, 0, 0,
+    "avx512", 0, 0, 0, 0, 0, 0, 0,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;

@@ -3,6 +3,7 @@
 #ifndef LB_KERNELS_H
 #define LB_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -13,6 +14,12 @@ typedef struct {
     float (*dot_q8_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_1)(const void *row, const float *x, int64_t n);
+    /* F32 rows times several tokens: y[t·ldy + r] = Σ_i w[r·ldw + i] · x[t·ldx + i] for
+     * r < rows, t < nt. Each output is computed by the same operations in the same order
+     * whatever rows, nt and the element's place in them, so a token's result does not depend
+     * on the batch around it (nor on how the rows are shared out among threads). */
+    void (*gemm_f32)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                     int64_t n, float *y, size_t ldy);
     /* lowbit's group formats: integer dots of nb consecutive 32-code blocks of `bits`-bit
      * unsigned codes (packed as lb_qpack_block does) with nb blocks of int8 activations:
      * out[b] = Σ_j code[b][j] · xq[b][j]. Integers, so every level gives identical results. */

@@ -17,6 +17,14 @@ static float dot_f32(const void *row, const float *x, int64_t n)
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                     int64_t n, float *y, size_t ldy)
+{
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < rows; r++)
+            y[(size_t)t * ldy + (size_t)r] = dot_f32(w + (size_t)r * ldw, x + (size_t)t * ldx, n);
+}
+
 static float dot_f16(const void *row, const float *x, int64_t n)
 {
     const uint16_t *w = row;
@@ -154,6 +162,6 @@ static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_
 static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 8, o); }
 
 const lb_kernel_set lb_kernels_scalar = {
-    "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
+    "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
 };
