@@ -1,6 +1,7 @@
-/* Row-parallel matrix multiply over the type-traits dot kernels, and over lowbit's group
- * formats (an lb_qlayout on the tensor): their activations are quantized to int8 once per
- * call, then every weight row is integer block dots plus a float combination per group. */
+/* Row-parallel matrix multiply over the type-traits dot kernels, F32's tile kernels, and
+ * lowbit's group formats (an lb_qlayout on the tensor): their activations are quantized to
+ * int8 once per call, then every weight row is integer block dots against tiles of tokens
+ * plus a float combination per group. */
 #include "tensor/matmul.h"
 #include "tensor/kernels/kernels.h"
 #include "core/error.h"
@@ -8,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-typedef void (*qdot_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+typedef void (*qtile_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
 
 typedef struct {
     const lb_tensor *w;
@@ -21,99 +22,120 @@ typedef struct {
     /* F32 weights: the level's tile kernel instead of dot */
     void (*gemm)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
                  int64_t n, float *y, size_t ldy);
-    /* group formats: per token, n_blocks*32 int8 activations, a scale and a sum per block */
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xsum;
-    qdot_fn qdot;
+    /* group formats: the activations of each tile of LB_QTILE tokens (the last padded with
+     * zeros), block by block: the tile's 32 int8 per token, then a scale and a sum per token */
+    int8_t *xq;
+    float *xd;
+    int32_t *xsum;
+    qtile_fn qtile;
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
- * weight rows streams past it. */
+ * weight rows streams past it. A multiple of LB_QTILE. */
 #define TOKEN_TILE 8
 /* F32 weights: a multiple of the AVX2 tile's three tokens. */
 #define F32_TOKEN_TILE 9
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
-/* Quantizes the activations of n tokens into the layout's gathered, padded block order.
+/* Quantizes token t's activations into its place in the layout's gathered, padded block
+ * order (block b of t's tile at ((tile·n_blocks + b)·LB_QTILE + t % LB_QTILE)).
  * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
  * whatever the kernel level, so every level sees the same integers. */
-static void quantize_acts(const lb_qlayout *L, const float *x, int n, int8_t *xq, float *xd,
-                          int32_t *xsum)
+static void quantize_token(const lb_qlayout *L, const float *xr, int t, int8_t *xq, float *xd,
+                           int32_t *xsum)
 {
     int nb = L->n_blocks;
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * (size_t)L->cols;
-        int8_t *q = xq + (size_t)t * (size_t)nb * 32;
-        float *d = xd + (size_t)t * (size_t)nb;
-        int32_t *s = xsum + (size_t)t * (size_t)nb;
-        float row_max = 0;
-        if (L->w8a8)
-            for (int c = 0; c < L->cols; c++)
-                row_max = fmaxf(row_max, fabsf(xr[c]));
-        for (int b = 0; b < nb; b++) {
-            const int32_t *src = L->src + (size_t)b * 32;
-            float v[32], amax = 0;
-            for (int j = 0; j < 32; j++) {
-                v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
-                amax = fmaxf(amax, fabsf(v[j]));
-            }
-            if (L->w8a8)
-                amax = row_max;
-            float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
-            int32_t sum = 0;
-            for (int j = 0; j < 32; j++) {
-                float r = roundf(v[j] * inv);
-                /* NaN or overflow in the input must not become undefined conversions. */
-                int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
-                q[b * 32 + j] = (int8_t)qi;
-                sum += qi;
-            }
-            d[b] = scale;
-            s[b] = sum;
+    size_t first = (size_t)(t / LB_QTILE) * (size_t)nb * LB_QTILE + (size_t)(t % LB_QTILE);
+    float row_max = 0;
+    if (L->w8a8)
+        for (int c = 0; c < L->cols; c++)
+            row_max = fmaxf(row_max, fabsf(xr[c]));
+    for (int b = 0; b < nb; b++) {
+        const int32_t *src = L->src + (size_t)b * 32;
+        size_t at = first + (size_t)b * LB_QTILE;
+        int8_t *q = xq + at * 32;
+        float v[32], amax = 0;
+        for (int j = 0; j < 32; j++) {
+            v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
+            amax = fmaxf(amax, fabsf(v[j]));
         }
+        if (L->w8a8)
+            amax = row_max;
+        float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            float r = roundf(v[j] * inv);
+            /* NaN or overflow in the input must not become undefined conversions. */
+            int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
+            q[j] = (int8_t)qi;
+            sum += qi;
+        }
+        xd[at] = scale;
+        xsum[at] = sum;
     }
 }
 
-/* One weight row against one token's quantized activations:
+/* Tokens per task of the activations' quantization. */
+#define QUANT_TOKENS 4
+
+static void quantize_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const matmul_job *j = ctx;
+    const lb_qlayout *L = j->w->qlayout;
+    int t1 = (task + 1) * QUANT_TOKENS < j->n ? (task + 1) * QUANT_TOKENS : j->n;
+    for (int t = task * QUANT_TOKENS; t < t1; t++)
+        quantize_token(L, j->x + (size_t)t * (size_t)L->cols, t, j->xq, j->xd, j->xsum);
+}
+
+/* One weight row against one tile of LB_QTILE tokens' quantized activations, for each token:
  *   y = Σ_g scale_g · Σ_{b in g} d_b · (dot_b − zero_g · sum_b)
- * combined in block order, so the result depends only on the integer dots. W8A8 shares one d
- * per token, so a group's sum stays an exact integer until its single float multiply. */
-static float qrow(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
-                  const int32_t *xsum, qdot_fn qdot)
+ * combined in block order, so the result depends only on the integer dots; the tokens of the
+ * tile are lanes that do the same operations side by side, so a token's result does not
+ * depend on its tile or its lane. W8A8 shares one d per token, so a group's sum stays an exact
+ * integer until its single float multiply. */
+static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, qtile_fn qtile, float y[LB_QTILE])
 {
     const float *scale = (const float *)(const void *)row;
     const uint8_t *zero = row + (size_t)L->n_groups * sizeof(float);
     const uint8_t *codes = row + L->codes_offset;
     size_t bb = (size_t)L->bits * 4;
     int mid = 1 << (L->bits - 1);
-    int32_t dots[QCHUNK];
-    float y = 0, acc = 0;
-    int64_t iacc = 0;
+    int32_t dots[QCHUNK * LB_QTILE];
+    float acc[LB_QTILE] = {0};
+    int64_t iacc[LB_QTILE] = {0};
+    for (int t = 0; t < LB_QTILE; t++)
+        y[t] = 0;
     int cur = L->n_blocks ? L->block_group[0] : 0;
     for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
         int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
-        qdot(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32, nb, dots);
+        qtile(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32 * LB_QTILE, nb, dots);
         for (int i = 0; i < nb; i++) {
             int b = b0 + i, g = L->block_group[b];
             if (g != cur) {
-                y += L->w8a8 ? scale[cur] * (xd[0] * (float)iacc) : scale[cur] * acc;
-                acc = 0;
-                iacc = 0;
+                for (int t = 0; t < LB_QTILE; t++) {
+                    y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
+                    acc[t] = 0;
+                    iacc[t] = 0;
+                }
                 cur = g;
             }
             int32_t z = L->has_zero ? zero[g] : mid;
-            int32_t v = dots[i] - z * xsum[b];
+            const int32_t *d = dots + (size_t)i * LB_QTILE, *s = xsum + (size_t)b * LB_QTILE;
+            const float *xb = xd + (size_t)b * LB_QTILE;
             if (L->w8a8)
-                iacc += v;
+                for (int t = 0; t < LB_QTILE; t++)
+                    iacc[t] += d[t] - z * s[t];
             else
-                acc += xd[b] * (float)v;
+                for (int t = 0; t < LB_QTILE; t++)
+                    acc[t] += xb[t] * (float)(d[t] - z * s[t]);
         }
     }
     if (L->n_blocks)
-        y += L->w8a8 ? scale[cur] * (xd[0] * (float)iacc) : scale[cur] * acc;
-    return y;
+        for (int t = 0; t < LB_QTILE; t++)
+            y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
 }
 
 static void matmul_task(void *ctx, int task, int thread)
@@ -140,11 +162,14 @@ static void matmul_task(void *ctx, int task, int thread)
             const void *row = base + (size_t)r * j->row_bytes;
             float *y = j->y + (size_t)r;
             if (L) {
-                size_t nb = (size_t)L->n_blocks;
-                for (int t = t0; t < t1; t++)
-                    y[(size_t)t * (size_t)out] =
-                        qrow(L, row, j->xq + (size_t)t * nb * 32, j->xd + (size_t)t * nb,
-                             j->xsum + (size_t)t * nb, j->qdot);
+                size_t tile = (size_t)L->n_blocks * LB_QTILE;
+                for (int t = t0; t < t1; t += LB_QTILE) {
+                    float yt[LB_QTILE];
+                    size_t k = (size_t)(t / LB_QTILE) * tile;
+                    qrow_tile(L, row, j->xq + k * 32, j->xd + k, j->xsum + k, j->qtile, yt);
+                    for (int i = 0; i < LB_QTILE && t + i < t1; i++)
+                        y[(size_t)(t + i) * (size_t)out] = yt[i];
+                }
             } else {
                 for (int t = t0; t < t1; t++)
                     y[(size_t)t * (size_t)out] = j->dot(row, j->x + (size_t)t * (size_t)in, in);
@@ -196,15 +221,17 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int32_t *xsum = NULL;
     if (w->qlayout) {
         const lb_qlayout *L = w->qlayout;
-        size_t nb = (size_t)L->n_blocks * (size_t)(n > 0 ? n : 1);
-        xq = lb_malloc(nb * 32);
-        xd = lb_malloc(nb * sizeof(float));
-        xsum = lb_malloc(nb * sizeof(int32_t));
-        quantize_acts(L, x, n, xq, xd, xsum);
+        /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
+        size_t tiles = (size_t)(n > 0 ? (n + LB_QTILE - 1) / LB_QTILE : 1);
+        size_t nb = (size_t)L->n_blocks * tiles * LB_QTILE;
+        xq = lb_calloc(nb, 32);
+        xd = lb_calloc(nb, sizeof(float));
+        xsum = lb_calloc(nb, sizeof(int32_t));
         job.xq = xq;
         job.xd = xd;
         job.xsum = xsum;
-        job.qdot = k->qdot_blocks[L->bits];
+        job.qtile = k->qdot_tile[L->bits];
+        lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, &job);
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
     free(xq);

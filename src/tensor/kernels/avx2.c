@@ -249,9 +249,48 @@ AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *
     }
 }
 
+/* LB_QTILE tokens per block: the codes unpacked once, one product vector per token, the
+ * four block sums reduced together and stored side by side. */
+#define QTILE_SMALL(name, unpack, bytes)                                                    \
+    AVX2 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)    \
+    {                                                                                      \
+        const __m256i ones = _mm256_set1_epi16(1);                                         \
+        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32 * LB_QTILE) {              \
+            __m256i c = unpack(codes), p[LB_QTILE];                                        \
+            for (int t = 0; t < LB_QTILE; t++) {                                           \
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + 32 * t));            \
+                p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);                \
+            }                                                                              \
+            _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),                      \
+                             hsum4_epi32(p[0], p[1], p[2], p[3]));                         \
+        }                                                                                  \
+    }
+
+QTILE_SMALL(qtile2, qunpack2, 8)
+QTILE_SMALL(qtile3, qunpack3, 12)
+QTILE_SMALL(qtile4, qunpack4, 16)
+
+AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)
+{
+    for (int b = 0; b < nb; b++, codes += 32, xq += 32 * LB_QTILE) {
+        __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)codes));
+        __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(codes + 16)));
+        __m256i p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++) {
+            const int8_t *x = xq + 32 * t;
+            __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x));
+            __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + 16)));
+            p[t] = _mm256_add_epi32(_mm256_madd_epi16(c0, x0), _mm256_madd_epi16(c1, x1));
+        }
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

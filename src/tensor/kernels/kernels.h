@@ -24,7 +24,15 @@ typedef struct {
      * unsigned codes (packed as lb_qpack_block does) with nb blocks of int8 activations:
      * out[b] = Σ_j code[b][j] · xq[b][j]. Integers, so every level gives identical results. */
     void (*qdot_blocks[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+    /* The same for LB_QTILE tokens at once, each block's codes unpacked once for all of them:
+     * xq holds block by block the LB_QTILE tokens' 32 activations one after another (token t
+     * of block b at xq + (b·LB_QTILE + t)·32), and out[b·LB_QTILE + t] = Σ_j code[b][j] ·
+     * xq[(b·LB_QTILE + t)·32 + j]. Integers again: identical at every level. */
+    void (*qdot_tile[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
 } lb_kernel_set;
+
+/* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */
+#define LB_QTILE 4
 
 extern const lb_kernel_set lb_kernels_scalar;
 /* NULL where the compiler cannot target AVX2 / AVX-512. */

@@ -156,6 +156,25 @@ static void qdot_blocks(const uint8_t *codes, const int8_t *xq, int nb, int bits
     }
 }
 
+static void qdot_tile(const uint8_t *codes, const int8_t *xq, int nb, int bits, int32_t *out)
+{
+    uint8_t c[32];
+    for (int b = 0; b < nb; b++, codes += bits * 4) {
+        lb_qunpack_block(codes, bits, c);
+        for (int t = 0; t < LB_QTILE; t++, xq += 32) {
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++)
+                s += (int32_t)c[j] * xq[j];
+            out[b * LB_QTILE + t] = s;
+        }
+    }
+}
+
+static void qtile2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 2, o); }
+static void qtile3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 3, o); }
+static void qtile4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 4, o); }
+static void qtile8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 8, o); }
+
 static void qdot2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 2, o); }
 static void qdot3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 3, o); }
 static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 4, o); }
@@ -164,4 +183,5 @@ static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
 };
