@@ -11,6 +11,7 @@
 #include "quant/pack.h"
 #include "tensor/kernels/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <string.h>
@@ -286,6 +287,143 @@ static void test_matmul(void)
     lb_pool_free(pool);
 }
 
+/* GGUF Q8_0 / Q4_0 through int8 activations: the block kernels (one token and tiles) give the
+ * plain integer sums and the exact scales at every level, Q8_0's -128 included; lb_matmul gives
+ * a token the same bits alone as in batches of 1..13 (tile remainders) and at 1 or 2 threads,
+ * and stays within the int8 activations' bound of a double-precision product. */
+static void test_gguf_int(lb_rng *rng)
+{
+    const char *const all[] = {"scalar", "avx2", "avx512"};
+    for (int q8 = 0; q8 < 2; q8++) {
+        size_t bsz = q8 ? sizeof(lb_block_q8_0) : sizeof(lb_block_q4_0);
+        for (int mode = 0; mode < 3; mode++) {
+            int nb = 37;
+            unsigned char *blocks = malloc((size_t)nb * bsz);
+            int8_t *xq = malloc((size_t)nb * 32 * LB_QTILE);
+            for (int b = 0; b < nb; b++) {
+                uint16_t d = lb_fp32_to_fp16(mode == 2 ? 6e4f : lb_rng_normal(rng));
+                unsigned char *blk = blocks + (size_t)b * bsz;
+                memcpy(blk, &d, 2);
+                for (int j = 0; j < (q8 ? 32 : 16); j++)
+                    blk[2 + j] = (unsigned char)(mode == 1 ? (q8 ? 0x80 : 0xff)   /* -128; 15, 15 */
+                                                           : lb_rng_next(rng) % 256);
+            }
+            for (int i = 0; i < nb * 32 * LB_QTILE; i++)
+                xq[i] = (int8_t)(mode == 1 ? (i / 32 % 2 ? 127 : -127) : (int)(lb_rng_next(rng) % 255) - 127);
+            /* the reference: plain sums of q · x per block and token */
+            int32_t *want = malloc((size_t)nb * LB_QTILE * 4), *got = malloc((size_t)nb * LB_QTILE * 4);
+            float *dw = malloc((size_t)nb * sizeof(float));
+            for (int b = 0; b < nb; b++) {
+                const unsigned char *blk = blocks + (size_t)b * bsz;
+                for (int t = 0; t < LB_QTILE; t++) {
+                    int32_t sum = 0;
+                    for (int j = 0; j < 32; j++) {
+                        int q = q8 ? (int8_t)blk[2 + j] : j < 16 ? blk[2 + j] & 15 : blk[2 + j - 16] >> 4;
+                        sum += q * xq[((size_t)b * LB_QTILE + t) * 32 + j];
+                    }
+                    want[b * LB_QTILE + t] = sum;
+                }
+            }
+            int8_t *x1 = malloc((size_t)nb * 32);
+            int32_t *want1 = malloc((size_t)nb * 4);
+            for (int b = 0; b < nb; b++) {   /* the tiles' token 2 on its own */
+                memcpy(x1 + b * 32, xq + ((size_t)b * LB_QTILE + 2) * 32, 32);
+                want1[b] = want[b * LB_QTILE + 2];
+            }
+            for (int l = 0; l < 3; l++) {
+                const lb_kernel_set *k = lb_kernels_level(all[l]);
+                if (!k)
+                    continue;
+                memset(got, 0x55, (size_t)nb * LB_QTILE * 4);
+                (q8 ? k->qtile_q8_0 : k->qtile_q4_0)(blocks, xq, nb, got, dw);
+                CHECK(memcmp(want, got, (size_t)nb * LB_QTILE * 4) == 0, "%s %s tile mode %d",
+                      all[l], q8 ? "Q8_0" : "Q4_0", mode);
+                for (int b = 0; b < nb; b++) {
+                    uint16_t d;
+                    memcpy(&d, blocks + (size_t)b * bsz, 2);
+                    CHECK(dw[b] == lb_fp16_to_fp32(d), "%s scale of block %d", all[l], b);
+                }
+                memset(got, 0x55, (size_t)nb * 4);
+                (q8 ? k->qdot_q8_0 : k->qdot_q4_0)(blocks, x1, nb, got, dw);
+                CHECK(memcmp(want1, got, (size_t)nb * 4) == 0, "%s %s one token mode %d", all[l],
+                      q8 ? "Q8_0" : "Q4_0", mode);
+            }
+            free(blocks);
+            free(xq);
+            free(x1);
+            free(want);
+            free(want1);
+            free(got);
+            free(dw);
+        }
+        /* through lb_matmul */
+        lb_pool *pools[2] = {lb_pool_create(1), lb_pool_create(2)};
+        const int shapes[][2] = {{37, 96}, {5, 288}, {64, 32}};
+        for (int si = 0; si < 3; si++) {
+            int rows = shapes[si][0], cols = shapes[si][1], nmax = 13;
+            int type = q8 ? LB_TYPE_Q8_0 : LB_TYPE_Q4_0;
+            const lb_type_traits *tr = lb_type_traits_of(type);
+            float *W = malloc((size_t)rows * cols * sizeof(float));
+            float *deq = malloc((size_t)rows * cols * sizeof(float));
+            for (int i = 0; i < rows * cols; i++)
+                W[i] = lb_rng_normal(rng) * 0.05f;
+            size_t rb = lb_row_bytes(type, cols);
+            void *data = malloc((size_t)rows * rb);
+            for (int r = 0; r < rows; r++) {
+                tr->from_float(W + (size_t)r * cols, (char *)data + (size_t)r * rb, cols);
+                tr->to_float((char *)data + (size_t)r * rb, deq + (size_t)r * cols, cols);
+            }
+            lb_tensor t = {.type = type, .n_dims = 2, .ne = {cols, rows, 1, 1}};
+            t.data = data;
+            t.nbytes = (size_t)rows * rb;
+            float *x = malloc((size_t)nmax * cols * sizeof(float));
+            for (int i = 0; i < nmax * cols; i++)
+                x[i] = lb_rng_normal(rng) * (i % 37 == 0 ? 30.0f : 1.0f);
+            float *alone = malloc((size_t)nmax * rows * sizeof(float));
+            float *y = malloc((size_t)nmax * rows * sizeof(float));
+            float *y2 = malloc((size_t)nmax * rows * sizeof(float));
+            for (int tk = 0; tk < nmax; tk++)
+                lb_matmul(pools[0], &t, x + (size_t)tk * cols, 1, alone + (size_t)tk * rows);
+            for (int n = 1; n <= nmax; n++) {
+                lb_matmul(pools[0], &t, x, n, y);
+                lb_matmul(pools[1], &t, x, n, y2);
+                CHECK(memcmp(y, alone, (size_t)n * rows * sizeof(float)) == 0,
+                      "%s %dx%d: a batch of %d differs from its tokens alone", tr->name, rows,
+                      cols, n);
+                CHECK(memcmp(y, y2, (size_t)n * rows * sizeof(float)) == 0,
+                      "%s %dx%d, %d tokens: 2 threads differ from 1", tr->name, rows, cols, n);
+            }
+            for (int tk = 0; tk < nmax; tk++)
+                for (int r = 0; r < rows; r++) {
+                    const float *xr = x + (size_t)tk * cols, *wr = deq + (size_t)r * cols;
+                    double exact = 0, bound = 0;
+                    for (int b = 0; b < cols / 32; b++) {
+                        double amax = 0;
+                        for (int j = 0; j < 32; j++)
+                            amax = fmax(amax, fabs(xr[b * 32 + j]));
+                        for (int j = 0; j < 32; j++) {
+                            int i = b * 32 + j;
+                            exact += (double)wr[i] * xr[i];
+                            bound += fabs(wr[i]) * (amax / 254.0 + fabs(xr[i]) * 1e-6);
+                        }
+                    }
+                    double e = fabs(y[(size_t)tk * rows + r] - exact);
+                    CHECK(e <= bound * 1.0001 + 1e-30, "%s %dx%d: row %d token %d: %g vs %g (bound %g)",
+                          tr->name, rows, cols, r, tk, y[(size_t)tk * rows + r], exact, bound);
+                }
+            free(W);
+            free(deq);
+            free(data);
+            free(x);
+            free(alone);
+            free(y);
+            free(y2);
+        }
+        lb_pool_free(pools[0]);
+        lb_pool_free(pools[1]);
+    }
+}
+
 static void test_bad_layouts(void)
 {
     lb_error err;
@@ -310,6 +448,7 @@ int main(void)
     test_block_dots(&rng);
     test_tile_dots(&rng);
     test_matmul();
+    test_gguf_int(&rng);
     test_bad_layouts();
     return check_finish("test_quant_kernels");
 }

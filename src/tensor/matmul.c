@@ -7,12 +7,14 @@
 #include "core/error.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 typedef void (*qtile_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+typedef void (*gtile_fn)(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw);
 
 typedef struct {
     const lb_tensor *w;
@@ -31,6 +33,10 @@ typedef struct {
     float *xd;
     int32_t *xsum;
     qtile_fn qtile;
+    int lanes;   /* tokens per tile: LB_QTILE, or 1 (and per-token kernels) below a tile */
+    /* GGUF Q8_0 / Q4_0 through the same int8 tiles: the kernel and the codes' zero (0 / 8) */
+    gtile_fn gtile;
+    int32_t gzero;
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
@@ -42,28 +48,38 @@ typedef struct {
 #define QCHUNK 64
 
 /* Quantizes token t's activations into its place in the layout's gathered, padded block
- * order (block b of t's tile at ((tile·n_blocks + b)·LB_QTILE + t % LB_QTILE)).
+ * order, in tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b
+ * of t's tile at ((tile·n_blocks + b)·lanes + t % lanes).
  * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
  * whatever the kernel level, so every level sees the same integers. */
-static void quantize_token(const lb_qlayout *L, const float *xr, int t, int8_t *xq, float *xd,
-                           int32_t *xsum)
+/* L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns. */
+static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t, int lanes,
+                           int8_t *xq, float *xd, int32_t *xsum)
 {
-    int nb = L->n_blocks;
-    size_t first = (size_t)(t / LB_QTILE) * (size_t)nb * LB_QTILE + (size_t)(t % LB_QTILE);
+    int nb = L ? L->n_blocks : cols / 32;
+    bool w8a8 = L && L->w8a8;
+    size_t first = (size_t)(t / lanes) * (size_t)nb * (size_t)lanes + (size_t)(t % lanes);
     float row_max = 0;
-    if (L->w8a8)
+    if (w8a8)
         for (int c = 0; c < L->cols; c++)
             row_max = fmaxf(row_max, fabsf(xr[c]));
     for (int b = 0; b < nb; b++) {
-        const int32_t *src = L->src + (size_t)b * 32;
-        size_t at = first + (size_t)b * LB_QTILE;
+        size_t at = first + (size_t)b * (size_t)lanes;
         int8_t *q = xq + at * 32;
         float v[32], amax = 0;
-        for (int j = 0; j < 32; j++) {
-            v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
-            amax = fmaxf(amax, fabsf(v[j]));
+        if (L) {
+            const int32_t *src = L->src + (size_t)b * 32;
+            for (int j = 0; j < 32; j++) {
+                v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
+                amax = fmaxf(amax, fabsf(v[j]));
+            }
+        } else {
+            for (int j = 0; j < 32; j++) {
+                v[j] = xr[b * 32 + j];
+                amax = fmaxf(amax, fabsf(v[j]));
+            }
         }
-        if (L->w8a8)
+        if (w8a8)
             amax = row_max;
         float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
         int32_t sum = 0;
@@ -86,10 +102,49 @@ static void quantize_task(void *ctx, int task, int thread)
 {
     (void)thread;
     const matmul_job *j = ctx;
-    const lb_qlayout *L = j->w->qlayout;
+    int cols = (int)j->w->ne[0];
     int t1 = (task + 1) * QUANT_TOKENS < j->n ? (task + 1) * QUANT_TOKENS : j->n;
     for (int t = task * QUANT_TOKENS; t < t1; t++)
-        quantize_token(L, j->x + (size_t)t * (size_t)L->cols, t, j->xq, j->xd, j->xsum);
+        quantize_token(j->w->qlayout, cols, j->x + (size_t)t * (size_t)cols, t, j->lanes,
+                       j->xq, j->xd, j->xsum);
+}
+
+/* qrow_tile for one token (the decode path), written out for speed: the same operations as
+ * one lane of the tile. */
+static float qrow(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
+                  const int32_t *xsum, qtile_fn qdot)
+{
+    const float *scale = (const float *)(const void *)row;
+    const uint8_t *zero = row + (size_t)L->n_groups * sizeof(float);
+    const uint8_t *codes = row + L->codes_offset;
+    size_t bb = (size_t)L->bits * 4;
+    int mid = 1 << (L->bits - 1);
+    int32_t dots[QCHUNK];
+    float y = 0, acc = 0;
+    int64_t iacc = 0;
+    int cur = L->n_blocks ? L->block_group[0] : 0;
+    for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
+        int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
+        qdot(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32, nb, dots);
+        for (int i = 0; i < nb; i++) {
+            int b = b0 + i, g = L->block_group[b];
+            if (g != cur) {
+                y += L->w8a8 ? scale[cur] * (xd[0] * (float)iacc) : scale[cur] * acc;
+                acc = 0;
+                iacc = 0;
+                cur = g;
+            }
+            int32_t z = L->has_zero ? zero[g] : mid;
+            int32_t v = dots[i] - z * xsum[b];
+            if (L->w8a8)
+                iacc += v;
+            else
+                acc += xd[b] * (float)v;
+        }
+    }
+    if (L->n_blocks)
+        y += L->w8a8 ? scale[cur] * (xd[0] * (float)iacc) : scale[cur] * acc;
+    return y;
 }
 
 /* One weight row against one tile of LB_QTILE tokens' quantized activations, for each token:
@@ -99,7 +154,7 @@ static void quantize_task(void *ctx, int task, int thread)
  * depend on its tile or its lane. W8A8 shares one d per token, so a group's sum stays an exact
  * integer until its single float multiply. */
 static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
-                      const int32_t *xsum, qtile_fn qtile, float y[LB_QTILE])
+                      const int32_t *xsum, qtile_fn qtile, int lanes, float y[LB_QTILE])
 {
     const float *scale = (const float *)(const void *)row;
     const uint8_t *zero = row + (size_t)L->n_groups * sizeof(float);
@@ -108,12 +163,16 @@ static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq,
     int mid = 1 << (L->bits - 1);
     int32_t dots[QCHUNK * LB_QTILE];
     int cur = L->n_blocks ? L->block_group[0] : 0;
+    if (lanes == 1) {
+        y[0] = qrow(L, row, xq, xd, xsum, qtile);
+        return;
+    }
 #if defined(__SSE2__) && LB_QTILE == 4
     /* The float groups with SSE2, four tokens a register: the scalar loop's operations lane
      * by lane (exact integers, one rounding per multiply and per add, no fused multiply-add),
      * so the same bits as the loop below. z < 256 and |sum| <= 32 · 127 fit int16, so pmaddwd
      * against z (high halves zero) gives z · sum exactly. */
-    if (!L->w8a8) {
+    if (!L->w8a8 && lanes == 4) {
         __m128 yv = _mm_setzero_ps(), acc = _mm_setzero_ps();
         for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
             int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
@@ -142,15 +201,15 @@ static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq,
 #endif
     float acc[LB_QTILE] = {0};
     int64_t iacc[LB_QTILE] = {0};
-    for (int t = 0; t < LB_QTILE; t++)
+    for (int t = 0; t < lanes; t++)
         y[t] = 0;
     for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
         int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
-        qtile(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32 * LB_QTILE, nb, dots);
+        qtile(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32 * (size_t)lanes, nb, dots);
         for (int i = 0; i < nb; i++) {
             int b = b0 + i, g = L->block_group[b];
             if (g != cur) {
-                for (int t = 0; t < LB_QTILE; t++) {
+                for (int t = 0; t < lanes; t++) {
                     y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
                     acc[t] = 0;
                     iacc[t] = 0;
@@ -158,19 +217,81 @@ static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq,
                 cur = g;
             }
             int32_t z = L->has_zero ? zero[g] : mid;
-            const int32_t *d = dots + (size_t)i * LB_QTILE, *s = xsum + (size_t)b * LB_QTILE;
-            const float *xb = xd + (size_t)b * LB_QTILE;
+            const int32_t *d = dots + (size_t)i * (size_t)lanes, *s = xsum + (size_t)b * (size_t)lanes;
+            const float *xb = xd + (size_t)b * (size_t)lanes;
             if (L->w8a8)
-                for (int t = 0; t < LB_QTILE; t++)
+                for (int t = 0; t < lanes; t++)
                     iacc[t] += d[t] - z * s[t];
             else
-                for (int t = 0; t < LB_QTILE; t++)
+                for (int t = 0; t < lanes; t++)
                     acc[t] += xb[t] * (float)(d[t] - z * s[t]);
         }
     }
     if (L->n_blocks)
-        for (int t = 0; t < LB_QTILE; t++)
+        for (int t = 0; t < lanes; t++)
             y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
+}
+
+/* One GGUF Q8_0 / Q4_0 row against one tile of LB_QTILE tokens, as llama.cpp does it: int8
+ * activations per block of 32, integer block dots, and for each token
+ *   y = Σ_b (d_x[b] · d_w[b]) · (dot_b − zero · sum_b)
+ * in block order, the tokens lanes doing the same operations (SSE2 or the loop: same bits). */
+static void grow_tile(const void *row, size_t block_bytes, int n_blocks, int32_t zero,
+                      const int8_t *xq, const float *xd, const int32_t *xsum, gtile_fn gtile,
+                      int lanes, float y[LB_QTILE])
+{
+    int32_t dots[QCHUNK * LB_QTILE];
+    float dw[QCHUNK];
+#if defined(__SSE2__) && LB_QTILE == 4
+    if (lanes == 4) {
+        __m128 yv = _mm_setzero_ps();
+        __m128i z = _mm_set1_epi32(zero);
+        for (int b0 = 0; b0 < n_blocks; b0 += QCHUNK) {
+            int nb = n_blocks - b0 < QCHUNK ? n_blocks - b0 : QCHUNK;
+            gtile((const char *)row + (size_t)b0 * block_bytes, xq + (size_t)b0 * 32 * 4, nb,
+                  dots, dw);
+            for (int i = 0; i < nb; i++) {
+                size_t b = (size_t)(b0 + i);
+                __m128i zs = _mm_madd_epi16(
+                    _mm_loadu_si128((const __m128i *)(const void *)(xsum + b * 4)), z);
+                __m128i v = _mm_sub_epi32(
+                    _mm_loadu_si128((const __m128i *)(const void *)(dots + (size_t)i * 4)), zs);
+                __m128 sc = _mm_mul_ps(_mm_loadu_ps(xd + b * 4), _mm_set1_ps(dw[i]));
+                yv = _mm_add_ps(yv, _mm_mul_ps(sc, _mm_cvtepi32_ps(v)));
+            }
+        }
+        _mm_storeu_ps(y, yv);
+        return;
+    }
+#endif
+    if (lanes == 1) {   /* one token: one lane's operations, written out for speed */
+        float y0 = 0;
+        for (int b0 = 0; b0 < n_blocks; b0 += QCHUNK) {
+            int nb = n_blocks - b0 < QCHUNK ? n_blocks - b0 : QCHUNK;
+            gtile((const char *)row + (size_t)b0 * block_bytes, xq + (size_t)b0 * 32, nb, dots,
+                  dw);
+            for (int i = 0; i < nb; i++) {
+                int b = b0 + i;
+                y0 += (xd[b] * dw[i]) * (float)(dots[i] - zero * xsum[b]);
+            }
+        }
+        y[0] = y0;
+        return;
+    }
+    for (int t = 0; t < lanes; t++)
+        y[t] = 0;
+    for (int b0 = 0; b0 < n_blocks; b0 += QCHUNK) {
+        int nb = n_blocks - b0 < QCHUNK ? n_blocks - b0 : QCHUNK;
+        gtile((const char *)row + (size_t)b0 * block_bytes, xq + (size_t)b0 * 32 * (size_t)lanes,
+              nb, dots, dw);
+        for (int i = 0; i < nb; i++) {
+            size_t b = (size_t)(b0 + i);
+            for (int t = 0; t < lanes; t++)
+                y[t] += (xd[b * (size_t)lanes + (size_t)t] * dw[i]) *
+                        (float)(dots[(size_t)i * (size_t)lanes + (size_t)t] -
+                                zero * xsum[b * (size_t)lanes + (size_t)t]);
+        }
+    }
 }
 
 static void matmul_task(void *ctx, int task, int thread)
@@ -196,13 +317,26 @@ static void matmul_task(void *ctx, int task, int thread)
         for (int64_t r = r0; r < r1; r++) {
             const void *row = base + (size_t)r * j->row_bytes;
             float *y = j->y + (size_t)r;
-            if (L) {
-                size_t tile = (size_t)L->n_blocks * LB_QTILE;
-                for (int t = t0; t < t1; t += LB_QTILE) {
+            int lanes = j->lanes;
+            if (j->gtile) {
+                int nbk = (int)(in / 32);
+                size_t tile = (size_t)nbk * (size_t)lanes;
+                for (int t = t0; t < t1; t += lanes) {
                     float yt[LB_QTILE];
-                    size_t k = (size_t)(t / LB_QTILE) * tile;
-                    qrow_tile(L, row, j->xq + k * 32, j->xd + k, j->xsum + k, j->qtile, yt);
-                    for (int i = 0; i < LB_QTILE && t + i < t1; i++)
+                    size_t k = (size_t)(t / lanes) * tile;
+                    grow_tile(row, j->row_bytes / (size_t)nbk, nbk, j->gzero, j->xq + k * 32,
+                              j->xd + k, j->xsum + k, j->gtile, lanes, yt);
+                    for (int i = 0; i < lanes && t + i < t1; i++)
+                        y[(size_t)(t + i) * (size_t)out] = yt[i];
+                }
+            } else if (L) {
+                size_t tile = (size_t)L->n_blocks * (size_t)lanes;
+                for (int t = t0; t < t1; t += lanes) {
+                    float yt[LB_QTILE];
+                    size_t k = (size_t)(t / lanes) * tile;
+                    qrow_tile(L, row, j->xq + k * 32, j->xd + k, j->xsum + k, j->qtile, lanes,
+                              yt);
+                    for (int i = 0; i < lanes && t + i < t1; i++)
                         y[(size_t)(t + i) * (size_t)out] = yt[i];
                 }
             } else {
@@ -248,24 +382,42 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     if (per < 4)
         per = 4;
     per = (per + 3) / 4 * 4;   /* whole 4-row tiles of the F32 kernels */
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL, 0, 0, 0, 0};
+    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
+                      0, 0, 0, 0, 0, 0, 0};
     if (w->type == LB_TYPE_F32 && !w->qlayout)
         job.gemm = k->gemm_f32;
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;
-    if (w->qlayout) {
+    bool gguf_int = !w->qlayout && (w->type == LB_TYPE_Q8_0 || w->type == LB_TYPE_Q4_0) &&
+                    w->ne[0] % 32 == 0;
+    /* Batches smaller than a tile (decode) run the per-token kernels: a lane of the tile's
+     * combination is the per-token loop, so a token's result is the same either way. */
+    job.lanes = n >= LB_QTILE ? LB_QTILE : 1;
+    if (gguf_int) {
+        bool q8 = w->type == LB_TYPE_Q8_0;
+        job.gtile = job.lanes > 1 ? (q8 ? k->qtile_q8_0 : k->qtile_q4_0)
+                                  : (q8 ? k->qdot_q8_0 : k->qdot_q4_0);
+        job.gzero = q8 ? 0 : 8;
+    }
+    if (w->qlayout || gguf_int) {
         const lb_qlayout *L = w->qlayout;
         /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
-        size_t tiles = (size_t)(n > 0 ? (n + LB_QTILE - 1) / LB_QTILE : 1);
-        size_t nb = (size_t)L->n_blocks * tiles * LB_QTILE;
-        xq = lb_calloc(nb, 32);
-        xd = lb_calloc(nb, sizeof(float));
-        xsum = lb_calloc(nb, sizeof(int32_t));
+        size_t tiles = (size_t)(n > 0 ? (n + job.lanes - 1) / job.lanes : 1);
+        size_t nb = (size_t)(L ? L->n_blocks : (int)(w->ne[0] / 32)) * tiles * (size_t)job.lanes;
+        if (n % job.lanes) {   /* a padded tile */
+            xq = lb_calloc(nb, 32);
+            xd = lb_calloc(nb, sizeof(float));
+            xsum = lb_calloc(nb, sizeof(int32_t));
+        } else {
+            xq = lb_malloc(nb * 32);
+            xd = lb_malloc(nb * sizeof(float));
+            xsum = lb_malloc(nb * sizeof(int32_t));
+        }
         job.xq = xq;
         job.xd = xd;
         job.xsum = xsum;
-        job.qtile = k->qdot_tile[L->bits];
+        job.qtile = !L ? NULL : job.lanes > 1 ? k->qdot_tile[L->bits] : k->qdot_blocks[L->bits];
         lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, &job);
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);

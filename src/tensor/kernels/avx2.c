@@ -82,12 +82,17 @@ AVX2 static inline float f32_finish(__m256 acc, const float *w, const float *x, 
 GEMM_TILE(AVX2, tile_4x3, 4, 3)
 GEMM_TILE(AVX2, tile_4x2, 4, 2)
 GEMM_TILE(AVX2, tile_4x1, 4, 1)
+/* One token (decode): eight rows' chains side by side, enough loads in flight to stream. */
+GEMM_TILE(AVX2, tile_8x1, 8, 1)
 GEMM_TILE(AVX2, tile_1x1, 1, 1)
 
 AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
                           int nt, int64_t n, float *y, size_t ldy)
 {
     int r = 0;
+    if (nt == 1)
+        for (; r + 8 <= rows; r += 8)
+            tile_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy);
     for (; r + 4 <= rows; r += 4) {
         const float *wr = w + (size_t)r * ldw;
         int t = 0;
@@ -287,10 +292,73 @@ AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t 
     }
 }
 
+/* Q8_0's signed weights through maddubs: |q| (at most 128) times x with q's sign, whose
+ * pairwise sums stay within int16 (2 · 128 · 127 < 32767). */
+AVX2 static void qtile_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q8_0 *bl = blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++, xq += 32 * LB_QTILE) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl[b].qs);
+        __m256i aq = _mm256_sign_epi8(q, q), p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++) {
+            __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * t)), q);
+            p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, x), ones);
+        }
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
+/* Q4_0's nibbles are lowbit's 4-bit packing (low nibble j, high nibble j + 16). */
+AVX2 static void qtile_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q4_0 *bl = blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++, xq += 32 * LB_QTILE) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i c = qunpack4(bl[b].qs), p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(xq + 32 * t));
+            p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);
+        }
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
+AVX2 static void qdot_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q8_0 *bl = blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++, xq += 32) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl[b].qs);
+        __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq), q);
+        out[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), x), ones));
+    }
+}
+
+AVX2 static void qdot_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q4_0 *bl = blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++, xq += 32) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+        out[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(qunpack4(bl[b].qs), x), ones));
+    }
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qtile_q8_0,
+    qtile_q4_0,
+    qdot_q8_0,
+    qdot_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

@@ -53,10 +53,70 @@ QTILE_VNNI(qtile3, qunpack3, 12)
 QTILE_VNNI(qtile4, qunpack4, 16)
 QTILE_VNNI(qtile8, qunpack8, 32)
 
+/* Q8_0 with vpdpbusd: |q| as the unsigned side, x with q's sign as the signed one. */
+AVX512 static void qtile_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out,
+                              float *dw)
+{
+    const lb_block_q8_0 *bl = blocks;
+    for (int b = 0; b < nb; b++, xq += 32 * LB_QTILE) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl[b].qs);
+        __m256i aq = _mm256_sign_epi8(q, q), p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++)
+            p[t] = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(), aq,
+                _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq + 32 * t)), q));
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
+AVX512 static void qtile_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out,
+                              float *dw)
+{
+    const lb_block_q4_0 *bl = blocks;
+    for (int b = 0; b < nb; b++, xq += 32 * LB_QTILE) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i c = qunpack4(bl[b].qs), p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++)
+            p[t] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c,
+                                       _mm256_loadu_si256((const __m256i *)(xq + 32 * t)));
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
+AVX512 static void qdot_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out,
+                             float *dw)
+{
+    const lb_block_q8_0 *bl = blocks;
+    for (int b = 0; b < nb; b++, xq += 32) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl[b].qs);
+        __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq), q);
+        out[b] = hsum_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), x));
+    }
+}
+
+AVX512 static void qdot_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out,
+                             float *dw)
+{
+    const lb_block_q4_0 *bl = blocks;
+    for (int b = 0; b < nb; b++, xq += 32) {
+        dw[b] = _cvtsh_ss(bl[b].d);
+        out[b] = hsum_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), qunpack4(bl[b].qs),
+                                                _mm256_loadu_si256((const __m256i *)xq)));
+    }
+}
+
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0, 0,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qtile_q8_0,
+    qtile_q4_0,
+    qdot_q8_0,
+    qdot_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

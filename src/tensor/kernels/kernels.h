@@ -29,6 +29,16 @@ typedef struct {
      * of block b at xq + (b·LB_QTILE + t)·32), and out[b·LB_QTILE + t] = Σ_j code[b][j] ·
      * xq[(b·LB_QTILE + t)·32 + j]. Integers again: identical at every level. */
     void (*qdot_tile[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+    /* GGUF's Q8_0 and Q4_0 rows against the same tiles of int8 activations: for nb blocks of
+     * the row, out[b·LB_QTILE + t] = Σ_j q[b][j] · xq[(b·LB_QTILE + t)·32 + j] with q the
+     * block's signed int8 values (Q8_0) or its unsigned nibbles 0..15 (Q4_0, whose -8 the
+     * caller applies through the activations' sums), and dw[b] the block's fp16 scale as fp32.
+     * Integers and exact conversions: identical at every level. */
+    void (*qtile_q8_0)(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw);
+    void (*qtile_q4_0)(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw);
+    /* The same for one token (xq: its nb blocks of 32; out[b]), for batches under a tile. */
+    void (*qdot_q8_0)(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw);
+    void (*qdot_q4_0)(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw);
 } lb_kernel_set;
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */

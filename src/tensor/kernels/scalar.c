@@ -3,6 +3,8 @@
 #include "tensor/kernels/kernels.h"
 #include "tensor/tensor.h"
 
+#include <stdbool.h>
+
 static float dot_f32(const void *row, const float *x, int64_t n)
 {
     const float *w = row;
@@ -175,6 +177,61 @@ static void qtile3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot
 static void qtile4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 4, o); }
 static void qtile8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 8, o); }
 
+static void gguf_dots(const void *blocks, bool q8, const int8_t *xq, int nb, int tokens,
+                      int32_t *out, float *dw)
+{
+    const lb_block_q8_0 *b8 = blocks;
+    const lb_block_q4_0 *b4 = blocks;
+    for (int b = 0; b < nb; b++) {
+        dw[b] = lb_fp16_to_fp32(q8 ? b8[b].d : b4[b].d);
+        for (int t = 0; t < tokens; t++, xq += 32) {
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++)
+                s += (q8 ? (int32_t)b8[b].qs[j]
+                         : (int32_t)(j < 16 ? b4[b].qs[j] & 15 : b4[b].qs[j - 16] >> 4)) * xq[j];
+            out[b * tokens + t] = s;
+        }
+    }
+}
+
+static void qdot_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    gguf_dots(blocks, true, xq, nb, 1, out, dw);
+}
+
+static void qdot_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    gguf_dots(blocks, false, xq, nb, 1, out, dw);
+}
+
+static void qtile_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q8_0 *bl = blocks;
+    for (int b = 0; b < nb; b++) {
+        dw[b] = lb_fp16_to_fp32(bl[b].d);
+        for (int t = 0; t < LB_QTILE; t++, xq += 32) {
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++)
+                s += (int32_t)bl[b].qs[j] * xq[j];
+            out[b * LB_QTILE + t] = s;
+        }
+    }
+}
+
+static void qtile_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+{
+    const lb_block_q4_0 *bl = blocks;
+    for (int b = 0; b < nb; b++) {
+        dw[b] = lb_fp16_to_fp32(bl[b].d);
+        for (int t = 0; t < LB_QTILE; t++, xq += 32) {
+            int32_t s = 0;
+            for (int j = 0; j < 16; j++)
+                s += (int32_t)(bl[b].qs[j] & 15) * xq[j] + (int32_t)(bl[b].qs[j] >> 4) * xq[j + 16];
+            out[b * LB_QTILE + t] = s;
+        }
+    }
+}
+
 static void qdot2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 2, o); }
 static void qdot3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 3, o); }
 static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 4, o); }
@@ -184,4 +241,8 @@ const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qtile_q8_0,
+    qtile_q4_0,
+    qdot_q8_0,
+    qdot_q4_0,
 };
