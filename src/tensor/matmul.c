@@ -1,7 +1,9 @@
-/* Row-parallel matrix multiply over the type-traits dot kernels, F32's tile kernels, and
- * lowbit's group formats (an lb_qlayout on the tensor): their activations are quantized to
- * int8 once per call, then every weight row is integer block dots against tiles of tokens
- * plus a float combination per group. */
+/* Row-parallel matrix multiply: F32 weights through register-tiled kernels (rows × tokens);
+ * lowbit's group formats (an lb_qlayout on the tensor) and GGUF's Q8_0 / Q4_0 with their
+ * activations quantized to int8 once per call, then every weight row is integer block dots
+ * against tiles of tokens plus a float combination; other types through the type-traits dot
+ * kernels. Whatever the path, a token's outputs do not depend on the batch around it, the
+ * thread count or the kernel level (for the integer paths). */
 #include "tensor/matmul.h"
 #include "tensor/kernels/kernels.h"
 #include "core/error.h"
@@ -27,8 +29,9 @@ typedef struct {
     /* F32 weights: the level's tile kernel instead of dot */
     void (*gemm)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
                  int64_t n, float *y, size_t ldy);
-    /* group formats: the activations of each tile of LB_QTILE tokens (the last padded with
-     * zeros), block by block: the tile's 32 int8 per token, then a scale and a sum per token */
+    /* group formats and Q8_0 / Q4_0: the activations of each tile of `lanes` tokens (the
+     * last padded with zeros), block by block: the tile's 32 int8 per token, then a scale and
+     * a sum per token */
     int8_t *xq;
     float *xd;
     int32_t *xsum;
@@ -48,11 +51,11 @@ typedef struct {
 #define QCHUNK 64
 
 /* Quantizes token t's activations into its place in the layout's gathered, padded block
- * order, in tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b
- * of t's tile at ((tile·n_blocks + b)·lanes + t % lanes).
+ * order (L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns), in
+ * tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b of t's
+ * tile at ((tile·n_blocks + b)·lanes + t % lanes).
  * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
  * whatever the kernel level, so every level sees the same integers. */
-/* L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns. */
 static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t, int lanes,
                            int8_t *xq, float *xd, int32_t *xsum)
 {
