@@ -50,6 +50,13 @@ typedef struct {
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
+/* fmaxf(m, |v|) for m never NaN (a NaN v leaves m, as fmaxf does), without libm's call. */
+static inline float absmax(float m, float v)
+{
+    float a = fabsf(v);
+    return a > m ? a : m;
+}
+
 /* Quantizes token t's activations into its place in the layout's gathered, padded block
  * order (L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns), in
  * tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b of t's
@@ -65,7 +72,7 @@ static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t
     float row_max = 0;
     if (w8a8)
         for (int c = 0; c < L->cols; c++)
-            row_max = fmaxf(row_max, fabsf(xr[c]));
+            row_max = absmax(row_max, xr[c]);
     for (int b = 0; b < nb; b++) {
         size_t at = first + (size_t)b * (size_t)lanes;
         int8_t *q = xq + at * 32;
@@ -74,12 +81,12 @@ static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t
             const int32_t *src = L->src + (size_t)b * 32;
             for (int j = 0; j < 32; j++) {
                 v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
-                amax = fmaxf(amax, fabsf(v[j]));
+                amax = absmax(amax, v[j]);
             }
         } else {
             for (int j = 0; j < 32; j++) {
                 v[j] = xr[b * 32 + j];
-                amax = fmaxf(amax, fabsf(v[j]));
+                amax = absmax(amax, v[j]);
             }
         }
         if (w8a8)
