@@ -94,9 +94,15 @@ static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t
         float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
-            float r = roundf(v[j] * inv);
-            /* NaN or overflow in the input must not become undefined conversions. */
-            int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
+            /* roundf (half away from zero) and the clamp to ±127, without libm's call:
+             * truncating r + 0.49999997 with r's sign is roundf(r), the same integer for
+             * every float (checked over all 2^32). NaN or overflow in the input must not
+             * become undefined conversions. */
+            float r = v[j] * inv;
+            int qi = r >= 126.5f    ? 127
+                     : r <= -126.5f ? -127
+                     : r == r       ? (int)(r + copysignf(0x1.fffffep-2f, r))
+                                    : 0;
             q[j] = (int8_t)qi;
             sum += qi;
         }
@@ -280,7 +286,26 @@ static void grow_tile(const void *row, size_t block_bytes, int n_blocks, int32_t
             int nb = n_blocks - b0 < QCHUNK ? n_blocks - b0 : QCHUNK;
             gtile((const char *)row + (size_t)b0 * block_bytes, xq + (size_t)b0 * 32, nb, dots,
                   dw);
-            for (int i = 0; i < nb; i++) {
+            int i = 0;
+#if defined(__SSE2__)
+            /* Four blocks' terms at once (the same products), then added one by one in order. */
+            const __m128i z4 = _mm_set1_epi32(zero);
+            for (; i + 4 <= nb; i += 4) {
+                size_t b = (size_t)(b0 + i);
+                __m128i zs = _mm_madd_epi16(
+                    _mm_loadu_si128((const __m128i *)(const void *)(xsum + b)), z4);
+                __m128i v = _mm_sub_epi32(
+                    _mm_loadu_si128((const __m128i *)(const void *)(dots + i)), zs);
+                __m128 sc = _mm_mul_ps(_mm_loadu_ps(xd + b), _mm_loadu_ps(dw + i));
+                float p[4];
+                _mm_storeu_ps(p, _mm_mul_ps(sc, _mm_cvtepi32_ps(v)));
+                y0 += p[0];
+                y0 += p[1];
+                y0 += p[2];
+                y0 += p[3];
+            }
+#endif
+            for (; i < nb; i++) {
                 int b = b0 + i;
                 y0 += (xd[b] * dw[i]) * (float)(dots[i] - zero * xsum[b]);
             }

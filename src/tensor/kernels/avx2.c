@@ -328,28 +328,42 @@ AVX2 static void qtile_q4_0(const void *blocks, const int8_t *xq, int nb, int32_
     }
 }
 
-AVX2 static void qdot_q8_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+/* One token: four blocks per step, their sums reduced together. */
+AVX2 static inline __m256i q8_0_prod(const lb_block_q8_0 *bl, const int8_t *xq)
 {
-    const lb_block_q8_0 *bl = blocks;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int b = 0; b < nb; b++, xq += 32) {
-        dw[b] = _cvtsh_ss(bl[b].d);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl[b].qs);
-        __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq), q);
-        out[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), x), ones));
-    }
+    __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);
+    __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq), q);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), x),
+                             _mm256_set1_epi16(1));
 }
 
-AVX2 static void qdot_q4_0(const void *blocks, const int8_t *xq, int nb, int32_t *out, float *dw)
+AVX2 static inline __m256i q4_0_prod(const lb_block_q4_0 *bl, const int8_t *xq)
 {
-    const lb_block_q4_0 *bl = blocks;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int b = 0; b < nb; b++, xq += 32) {
-        dw[b] = _cvtsh_ss(bl[b].d);
-        __m256i x = _mm256_loadu_si256((const __m256i *)xq);
-        out[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(qunpack4(bl[b].qs), x), ones));
-    }
+    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(qunpack4(bl->qs), x), _mm256_set1_epi16(1));
 }
+
+#define QDOT_GGUF(name, type, prod)                                                          \
+    AVX2 static void name(const void *blocks, const int8_t *xq, int nb, int32_t *out,       \
+                          float *dw)                                                        \
+    {                                                                                       \
+        const type *bl = blocks;                                                            \
+        int b = 0;                                                                          \
+        for (; b + 4 <= nb; b += 4, xq += 128) {                                            \
+            for (int k = 0; k < 4; k++)                                                     \
+                dw[b + k] = _cvtsh_ss(bl[b + k].d);                                         \
+            _mm_storeu_si128((__m128i *)(out + b),                                          \
+                             hsum4_epi32(prod(bl + b, xq), prod(bl + b + 1, xq + 32),       \
+                                         prod(bl + b + 2, xq + 64), prod(bl + b + 3, xq + 96))); \
+        }                                                                                   \
+        for (; b < nb; b++, xq += 32) {                                                     \
+            dw[b] = _cvtsh_ss(bl[b].d);                                                     \
+            out[b] = hsum_epi32(prod(bl + b, xq));                                          \
+        }                                                                                   \
+    }
+
+QDOT_GGUF(qdot_q8_0, lb_block_q8_0, q8_0_prod)
+QDOT_GGUF(qdot_q4_0, lb_block_q4_0, q4_0_prod)
 
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
