@@ -133,6 +133,22 @@ int main(void)
     float d = max_abs_diff(ref, batch, n * vocab);
     CHECK(d < 1e-4f, "batched prefill differs from one-by-one by %g", d);
 
+    /* A batched prefill gives the same logits bit for bit at one, two and three threads. */
+    {
+        float *other = malloc((size_t)n * vocab * sizeof(float));
+        lb_engine *e3t;
+        CHECK(lb_engine_create(m, 128, 2, 3, &e3t, &err) == 0, "%s", err.msg);
+        lb_engine *threads[2] = {e1, e3t};
+        for (int i = 0; i < 2; i++) {
+            CHECK(lb_engine_forward(threads[i], &b, other, &err) == 0, "%s", err.msg);
+            CHECK(memcmp(batch, other, (size_t)n * vocab * sizeof(float)) == 0,
+                  "batched prefill at %d threads differs from 2 threads (by up to %g)",
+                  i ? 3 : 1, max_abs_diff(batch, other, n * vocab));
+        }
+        lb_engine_free(e3t);
+        free(other);
+    }
+
     /* Without want_logits only the last token's row is written. */
     float *last = malloc((size_t)vocab * sizeof(float));
     b.want_logits = NULL;
@@ -188,8 +204,9 @@ int main(void)
     CHECK(isfinite(two[0]) && isfinite(two[vocab]), "non-finite logits");
 
     /* An F16 KV cache: half the bytes; the whole prompt in one batch (the blocked attention
-     * over a run of positions) and token by token (one query at a time) read the same fp16
-     * rows, so they agree as closely as with F32, and both stay near the F32 logits. */
+     * over a run of positions) and token by token (one query at a time) stay near each other
+     * and near the F32 logits. Not as near as with F32: the two paths' last-bit differences in
+     * a key or value can fall either side of an fp16 rounding, which moves it by 2^-11. */
     lb_engine_set_kv_type(LB_KV_F16);
     lb_engine *h1, *h2;
     CHECK(lb_engine_create(m, 128, 3, 1, &h1, &err) == 0, "%s", err.msg);
@@ -206,7 +223,7 @@ int main(void)
     b.want_logits = want;
     CHECK(lb_engine_forward(h2, &b, h_all, &err) == 0, "%s", err.msg);
     d = max_abs_diff(h_one, h_all, n * vocab);
-    CHECK(d < 1e-4f, "F16 cache: batched prefill differs from one-by-one by %g", d);
+    CHECK(d < 1e-2f, "F16 cache: batched prefill differs from one-by-one by %g", d);
     d = max_abs_diff(ref, h_one, n * vocab);
     CHECK(d > 0 && d < 2e-2f, "F16 cache vs F32: logits differ by %g", d);
     printf("F16 KV cache: logits within %g of F32\n", (double)d);

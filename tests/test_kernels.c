@@ -3,7 +3,9 @@
  * its error within the format's step. */
 #include "check.h"
 #include "core/rng.h"
+#include "core/threadpool.h"
 #include "tensor/kernels/kernels.h"
+#include "tensor/matmul.h"
 #include "tensor/tensor.h"
 
 #include <math.h>
@@ -209,6 +211,89 @@ static void test_traits(void)
     CHECK(strcmp(lb_type_name(LB_TYPE_BF16), "BF16") == 0, "names");
 }
 
+/* F32 weights through lb_matmul's tile kernels: every output is the same bits whatever the
+ * batch around its token (each token alone, or in batches of every size and remainder of the
+ * tiles), the thread count and the rows' place in the tiles; and within float rounding of a
+ * double-precision product at every level. Row counts not a multiple of the tiles, one row,
+ * inner widths below, at and between multiples of 8. */
+static void test_f32_gemm(void)
+{
+    lb_rng rng;
+    lb_rng_seed(&rng, 5);
+    lb_pool *pools[3] = {lb_pool_create(1), lb_pool_create(2), lb_pool_create(3)};
+    const int shapes[][2] = {{200, 96}, {1, 33}, {64, 288}, {129, 7}, {7, 8}, {513, 64}};
+    const int tokens[] = {1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 40};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int rows = shapes[si][0], cols = shapes[si][1];
+        for (size_t ti = 0; ti < sizeof tokens / sizeof tokens[0]; ti++) {
+            int n = tokens[ti];
+            float *W = malloc((size_t)rows * cols * sizeof(float));
+            float *x = malloc((size_t)n * cols * sizeof(float));
+            float *y[3];
+            for (int i = 0; i < rows * cols; i++)
+                W[i] = lb_rng_normal(&rng) * 0.1f;
+            for (int i = 0; i < n * cols; i++)
+                x[i] = lb_rng_normal(&rng);
+            lb_tensor t = {.type = LB_TYPE_F32, .n_dims = 2, .ne = {cols, rows, 1, 1}};
+            t.data = W;
+            t.nbytes = (size_t)rows * cols * sizeof(float);
+            for (int p = 0; p < 3; p++) {
+                y[p] = malloc((size_t)n * rows * sizeof(float));
+                for (int i = 0; i < n * rows; i++)
+                    y[p][i] = NAN;
+                lb_matmul(pools[p], &t, x, n, y[p]);
+            }
+            for (int p = 1; p < 3; p++)
+                CHECK(memcmp(y[0], y[p], (size_t)n * rows * sizeof(float)) == 0,
+                      "%dx%d times %d tokens: %d threads differ from 1", rows, cols, n, p + 1);
+            float *alone = malloc((size_t)rows * sizeof(float));
+            for (int tk = 0; tk < n; tk++) {
+                lb_matmul(pools[1], &t, x + (size_t)tk * cols, 1, alone);
+                CHECK(memcmp(alone, y[0] + (size_t)tk * rows, (size_t)rows * sizeof(float)) == 0,
+                      "%dx%d: token %d of %d differs from the same token alone", rows, cols, tk,
+                      n);
+            }
+            free(alone);
+            float *yl = malloc((size_t)n * rows * sizeof(float));
+            const char *levels[] = {"scalar", "avx2", "avx512"};
+            for (int l = 0; l < 3; l++) {
+                if (lb_matmul_level(pools[0], &t, x, n, yl, levels[l]))
+                    continue;
+                for (int i = 0; i < n * rows; i++) {
+                    double mag = 0;
+                    for (int c = 0; c < cols; c++)
+                        mag += fabs((double)W[(size_t)(i % rows) * cols + c] *
+                                    x[(size_t)(i / rows) * cols + c]);
+                    CHECK(fabs(yl[i] - y[0][i]) <= 2e-5 * mag + 1e-6, "%s level %dx%d: %g vs %g",
+                          levels[l], rows, cols, yl[i], y[0][i]);
+                }
+                if (lb_kernels_current() == lb_kernels_level(levels[l]))
+                    CHECK(memcmp(yl, y[0], (size_t)n * rows * sizeof(float)) == 0,
+                          "level %s in use, but its matmul differs from lb_matmul", levels[l]);
+            }
+            free(yl);
+            for (int tk = 0; tk < n; tk++)
+                for (int r = 0; r < rows; r++) {
+                    double exact = 0, mag = 0;
+                    for (int i = 0; i < cols; i++) {
+                        double v = (double)W[(size_t)r * cols + i] * x[(size_t)tk * cols + i];
+                        exact += v;
+                        mag += fabs(v);
+                    }
+                    float got = y[0][(size_t)tk * rows + r];
+                    CHECK(fabs(got - exact) <= 1e-5 * mag + 1e-6, "%dx%d, %d tokens: y[%d][%d] %g vs %g",
+                          rows, cols, n, tk, r, got, exact);
+                }
+            for (int p = 0; p < 3; p++)
+                free(y[p]);
+            free(W);
+            free(x);
+        }
+    }
+    for (int p = 0; p < 3; p++)
+        lb_pool_free(pools[p]);
+}
+
 int main(void)
 {
     lb_kernels_init();
@@ -217,5 +302,6 @@ int main(void)
     test_half_conversions();
     test_dot_kernels();
     test_int8_block_kernels();
+    test_f32_gemm();
     return check_finish("test_kernels");
 }

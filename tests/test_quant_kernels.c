@@ -1,6 +1,7 @@
 /* lowbit's group formats at the kernel level: block packing round-trips; every kernel level
  * the CPU supports (scalar, AVX2, AVX-512 VNNI) gives the scalar level's integer block dots and
- * bit-identical matmul outputs, on random and adversarial inputs (odd widths, short last
+ * bit-identical matmul outputs (and the same bits for a token alone as in a batch, the
+ * multi-token tiles' remainders included), on random and adversarial inputs (odd widths, short last
  * groups, act-order indexes, extreme scales, saturated codes and activations); and the matmul
  * agrees with a double-precision product of the dequantized matrix within the bound that int8
  * activations allow. */
@@ -10,6 +11,7 @@
 #include "quant/pack.h"
 #include "tensor/kernels/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <string.h>
@@ -82,17 +84,74 @@ static void test_block_dots(lb_rng *rng)
     }
 }
 
+/* The multi-token block dots (qdot_tile) against the plain sum, at every level: random codes
+ * and activations, the largest products of both signs, and tokens that differ from one another
+ * (a tile mixing a saturated token, a zero one, and random ones). */
+static void test_tile_dots(lb_rng *rng)
+{
+    const int nbs[] = {1, 2, 3, 7, 64, 65};
+    const char *const all[] = {"scalar", "avx2", "avx512"};
+    for (size_t bi = 0; bi < 4; bi++) {
+        int bits = BITS[bi], maxq = (1 << bits) - 1;
+        for (size_t ni = 0; ni < sizeof nbs / sizeof nbs[0]; ni++) {
+            int nb = nbs[ni];
+            for (int mode = 0; mode < 4; mode++) {
+                size_t nx = (size_t)nb * LB_QTILE * 32;
+                uint8_t *codes = malloc((size_t)nb * 32), *packed = malloc((size_t)nb * 32);
+                int8_t *xq = malloc(nx);
+                int32_t *want = malloc((size_t)nb * LB_QTILE * 4);
+                int32_t *got = malloc((size_t)nb * LB_QTILE * 4);
+                for (int i = 0; i < nb * 32; i++)
+                    codes[i] = (uint8_t)(mode == 1 || mode == 2 ? maxq
+                                         : (int)(lb_rng_next(rng) % (uint64_t)(maxq + 1)));
+                for (size_t i = 0; i < nx; i++) {
+                    int t = (int)(i / 32 % LB_QTILE), r = (int)(lb_rng_next(rng) % 255) - 127;
+                    /* 1: all +127; 2: -127 and +127 by token; 3: token 0 saturated, token 1
+                     * zero, the others random */
+                    xq[i] = (int8_t)(mode == 1 ? 127 : mode == 2 ? (t % 2 ? -127 : 127)
+                                     : mode == 3 ? (t == 0 ? -127 : t == 1 ? 0 : r) : r);
+                }
+                for (int b = 0; b < nb; b++) {
+                    lb_qpack_block(codes + b * 32, bits, packed + (size_t)b * bits * 4);
+                    for (int t = 0; t < LB_QTILE; t++) {
+                        int32_t sum = 0;
+                        for (int j = 0; j < 32; j++)
+                            sum += codes[b * 32 + j] * xq[((size_t)b * LB_QTILE + t) * 32 + j];
+                        want[b * LB_QTILE + t] = sum;
+                    }
+                }
+                for (size_t l = 0; l < 3; l++) {
+                    const lb_kernel_set *k = lb_kernels_level(all[l]);
+                    if (!k)
+                        continue;
+                    memset(got, 0x55, (size_t)nb * LB_QTILE * 4);
+                    k->qdot_tile[bits](packed, xq, nb, got);
+                    CHECK(memcmp(want, got, (size_t)nb * LB_QTILE * 4) == 0,
+                          "%s tile %d-bit nb=%d mode %d: %d vs %d", all[l], bits, nb, mode,
+                          got[0], want[0]);
+                }
+                free(codes);
+                free(packed);
+                free(xq);
+                free(want);
+                free(got);
+            }
+        }
+    }
+}
+
 /* One configuration: a random W quantized by RTN (or random codes with an act-order index),
  * packed, multiplied at every level. */
 typedef struct {
     int rows, cols, bits, group;
     bool sym, act_order, w8a8;
     float wscale, xscale;
+    int n_tok;   /* tokens in the batch: 1..9 covers whole tiles and every remainder */
 } mm_case;
 
 static void run_case(lb_pool *pool, lb_rng *rng, const mm_case *c)
 {
-    int n_tok = 3;
+    int n_tok = c->n_tok;
     float *W = malloc((size_t)c->rows * c->cols * sizeof(float));
     float *x = malloc((size_t)n_tok * c->cols * sizeof(float));
     for (int i = 0; i < c->rows * c->cols; i++)
@@ -143,7 +202,7 @@ static void run_case(lb_pool *pool, lb_rng *rng, const mm_case *c)
 
     float *ys = malloc((size_t)n_tok * c->rows * sizeof(float));
     float *yl = malloc((size_t)n_tok * c->rows * sizeof(float));
-    float *row = malloc((size_t)c->cols * sizeof(float));
+    float *row = malloc((size_t)(c->cols > c->rows ? c->cols : c->rows) * sizeof(float));
     float *deq = malloc((size_t)c->rows * c->cols * sizeof(float));
     lb_qweight_dequant(&qw, deq);
     CHECK(lb_matmul_level(pool, &t, x, n_tok, ys, "scalar") == 0, "scalar level");
@@ -155,6 +214,14 @@ static void run_case(lb_pool *pool, lb_rng *rng, const mm_case *c)
             continue;
         CHECK(memcmp(ys, yl, (size_t)n_tok * c->rows * sizeof(float)) == 0,
               "%s: %s differs from scalar (%g vs %g)", what, LEVELS[l], yl[0], ys[0]);
+    }
+    /* Each token alone gives the same bits as in the batch, whatever its place in the tiles
+     * of LB_QTILE tokens (at the level in use, through lb_matmul). */
+    lb_matmul(pool, &t, x, n_tok, yl);
+    for (int tk = 0; tk < n_tok; tk++) {
+        lb_matmul(pool, &t, x + (size_t)tk * c->cols, 1, row);
+        CHECK(memcmp(row, yl + (size_t)tk * c->rows, (size_t)c->rows * sizeof(float)) == 0,
+              "%s: token %d of %d alone differs from the batch", what, tk, n_tok);
     }
     /* Against the dequantized matrix in double: each activation moves by at most half its
      * quantization step, d/2 <= max|x| / 254 over its block (the whole row for W8A8). */
@@ -202,20 +269,96 @@ static void test_matmul(void)
             for (size_t gi = 0; gi < 4; gi++)
                 for (int variant = 0; variant < 3; variant++) {
                     mm_case c = {5 + (int)ci, cols_list[ci], BITS[bi], groups[gi], variant == 1,
-                                 variant == 2, false, 0.05f, 1.0f};
+                                 variant == 2, false, 0.05f, 1.0f,
+                                 1 + (int)((ci * 12 + bi * 3 + gi + (size_t)variant) % 9)};
                     run_case(pool, &rng, &c);
                 }
     /* W8A8 per channel and per group; extreme scales both ways. */
     const float scales[][2] = {{1e-3f, 1.0f}, {1e-20f, 1e-20f}, {1e15f, 1e10f}, {1.0f, 3e-38f}};
     for (size_t s = 0; s < sizeof scales / sizeof scales[0]; s++) {
-        mm_case w8 = {7, 172, 8, 0, true, false, true, scales[s][0], scales[s][1]};
+        mm_case w8 = {7, 172, 8, 0, true, false, true, scales[s][0], scales[s][1], 5};
         run_case(pool, &rng, &w8);
         w8.group = 64;
+        w8.n_tok = 4;
         run_case(pool, &rng, &w8);
-        mm_case q4 = {9, 200, 4, 32, false, true, false, scales[s][0], scales[s][1]};
+        mm_case q4 = {9, 200, 4, 32, false, true, false, scales[s][0], scales[s][1], 9};
         run_case(pool, &rng, &q4);
     }
     lb_pool_free(pool);
+}
+
+/* GGUF Q8_0 / Q4_0 through int8 activations (the kernels themselves: test_kernels.c): lb_matmul
+ * gives a token the same bits alone as in batches of 1..13 (four-token remainders) and at 1 or
+ * 2 threads, and stays within the int8 activations' bound of a double-precision product. */
+static void test_gguf_int(lb_rng *rng)
+{
+    for (int q8 = 0; q8 < 2; q8++) {
+        /* through lb_matmul */
+        lb_pool *pools[2] = {lb_pool_create(1), lb_pool_create(2)};
+        const int shapes[][2] = {{37, 96}, {5, 288}, {64, 32}};
+        for (int si = 0; si < 3; si++) {
+            int rows = shapes[si][0], cols = shapes[si][1], nmax = 13;
+            int type = q8 ? LB_TYPE_Q8_0 : LB_TYPE_Q4_0;
+            const lb_type_traits *tr = lb_type_traits_of(type);
+            float *W = malloc((size_t)rows * cols * sizeof(float));
+            float *deq = malloc((size_t)rows * cols * sizeof(float));
+            for (int i = 0; i < rows * cols; i++)
+                W[i] = lb_rng_normal(rng) * 0.05f;
+            size_t rb = lb_row_bytes(type, cols);
+            void *data = malloc((size_t)rows * rb);
+            for (int r = 0; r < rows; r++) {
+                tr->from_float(W + (size_t)r * cols, (char *)data + (size_t)r * rb, cols);
+                tr->to_float((char *)data + (size_t)r * rb, deq + (size_t)r * cols, cols);
+            }
+            lb_tensor t = {.type = type, .n_dims = 2, .ne = {cols, rows, 1, 1}};
+            t.data = data;
+            t.nbytes = (size_t)rows * rb;
+            float *x = malloc((size_t)nmax * cols * sizeof(float));
+            for (int i = 0; i < nmax * cols; i++)
+                x[i] = lb_rng_normal(rng) * (i % 37 == 0 ? 30.0f : 1.0f);
+            float *alone = malloc((size_t)nmax * rows * sizeof(float));
+            float *y = malloc((size_t)nmax * rows * sizeof(float));
+            float *y2 = malloc((size_t)nmax * rows * sizeof(float));
+            for (int tk = 0; tk < nmax; tk++)
+                lb_matmul(pools[0], &t, x + (size_t)tk * cols, 1, alone + (size_t)tk * rows);
+            for (int n = 1; n <= nmax; n++) {
+                lb_matmul(pools[0], &t, x, n, y);
+                lb_matmul(pools[1], &t, x, n, y2);
+                CHECK(memcmp(y, alone, (size_t)n * rows * sizeof(float)) == 0,
+                      "%s %dx%d: a batch of %d differs from its tokens alone", tr->name, rows,
+                      cols, n);
+                CHECK(memcmp(y, y2, (size_t)n * rows * sizeof(float)) == 0,
+                      "%s %dx%d, %d tokens: 2 threads differ from 1", tr->name, rows, cols, n);
+            }
+            for (int tk = 0; tk < nmax; tk++)
+                for (int r = 0; r < rows; r++) {
+                    const float *xr = x + (size_t)tk * cols, *wr = deq + (size_t)r * cols;
+                    double exact = 0, bound = 0;
+                    for (int b = 0; b < cols / 32; b++) {
+                        double amax = 0;
+                        for (int j = 0; j < 32; j++)
+                            amax = fmax(amax, fabs(xr[b * 32 + j]));
+                        for (int j = 0; j < 32; j++) {
+                            int i = b * 32 + j;
+                            exact += (double)wr[i] * xr[i];
+                            bound += fabs(wr[i]) * (amax / 254.0 + fabs(xr[i]) * 1e-6);
+                        }
+                    }
+                    double e = fabs(y[(size_t)tk * rows + r] - exact);
+                    CHECK(e <= bound * 1.0001 + 1e-30, "%s %dx%d: row %d token %d: %g vs %g (bound %g)",
+                          tr->name, rows, cols, r, tk, y[(size_t)tk * rows + r], exact, bound);
+                }
+            free(W);
+            free(deq);
+            free(data);
+            free(x);
+            free(alone);
+            free(y);
+            free(y2);
+        }
+        lb_pool_free(pools[0]);
+        lb_pool_free(pools[1]);
+    }
 }
 
 static void test_bad_layouts(void)
@@ -240,7 +383,9 @@ int main(void)
     printf("\n");
     test_pack_roundtrip(&rng);
     test_block_dots(&rng);
+    test_tile_dots(&rng);
     test_matmul();
+    test_gguf_int(&rng);
     test_bad_layouts();
     return check_finish("test_quant_kernels");
 }

@@ -1,15 +1,21 @@
-/* Row-parallel matrix multiply over the type-traits dot kernels, and over lowbit's group
- * formats (an lb_qlayout on the tensor) and GGUF's Q8_0 / Q4_0: their activations are
- * quantized to int8 once per call, then every weight row is integer block dots plus a float
- * combination per group (per block for Q8_0 / Q4_0, as llama.cpp does). */
+/* Row-parallel matrix multiply: F32 weights through register-tiled kernels (rows × tokens);
+ * lowbit's group formats (an lb_qlayout on the tensor) and GGUF's Q8_0 / Q4_0 with their
+ * activations quantized to int8 once per call, then every weight row is integer block dots
+ * against tiles of tokens plus a float combination (for Q8_0 / Q4_0 inside the kernel, in
+ * eight float lanes, as llama.cpp does); other types through the type-traits dot kernels. Whatever the path, a token's outputs do not depend on the batch around it, the
+ * thread count or the kernel level (for the integer paths). */
 #include "tensor/matmul.h"
 #include "tensor/kernels/kernels.h"
 #include "core/error.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-typedef void (*qdot_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+typedef void (*qtile_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
 typedef float (*block_dot_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
 typedef void (*block_dot4_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
                               float out[4]);
@@ -22,86 +28,110 @@ typedef struct {
     int rows_per_task;
     size_t row_bytes;
     lb_dot_fn dot;
-    /* group formats, and Q8_0 / Q4_0: per token, n_blocks*32 int8 activations, a scale (and for
-     * the group formats a sum) per block */
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xsum;
-    qdot_fn qdot;
-    block_dot_fn bdot;   /* Q8_0 / Q4_0, one token */
-    block_dot4_fn bdot4; /* Q8_0 / Q4_0, four tokens */
+    /* F32 weights: the level's tile kernel instead of dot */
+    void (*gemm)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                 int64_t n, float *y, size_t ldy);
+    /* group formats and Q8_0 / Q4_0: the activations of each tile of `lanes` tokens (the
+     * last padded with zeros), block by block: the tile's 32 int8 per token, then a scale and
+     * a sum per token */
+    int8_t *xq;
+    float *xd;
+    int32_t *xsum;
+    qtile_fn qtile;
+    int lanes;   /* tokens per tile: LB_QTILE, or 1 (and per-token kernels) below a tile */
+    /* GGUF Q8_0 / Q4_0: the activations one token after another (lanes 1), and the level's
+     * kernels for one token and for four */
+    block_dot_fn bdot;
+    block_dot4_fn bdot4;
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
- * weight rows streams past it. */
+ * weight rows streams past it. A multiple of LB_QTILE. */
 #define TOKEN_TILE 8
+/* F32 weights: a multiple of the AVX2 tile's three tokens. */
+#define F32_TOKEN_TILE 9
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
-/* One block of 32 activations to int8: d = amax / 127, q = round(v / d), the same rounding
- * whatever the kernel level, so every level sees the same integers. Returns Σ q. */
-static int32_t quantize_block(const float *v, float amax, int8_t *q, float *d)
+/* fmaxf(m, |v|) for m never NaN (a NaN v leaves m, as fmaxf does), without libm's call. */
+static inline float absmax(float m, float v)
 {
-    float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
-    int32_t sum = 0;
-    for (int j = 0; j < 32; j++) {
-        float r = roundf(v[j] * inv);
-        /* NaN or overflow in the input must not become undefined conversions. */
-        int qi = r >= 127.0f ? 127 : r <= -127.0f ? -127 : r == r ? (int)r : 0;
-        q[j] = (int8_t)qi;
-        sum += qi;
-    }
-    *d = scale;
-    return sum;
+    float a = fabsf(v);
+    return a > m ? a : m;
 }
 
-/* Quantizes the activations of n tokens into the layout's gathered, padded block order, per
- * block of 32 (per token for W8A8), with each block's sum of codes. */
-static void quantize_acts(const lb_qlayout *L, const float *x, int n, int8_t *xq, float *xd,
-                          int32_t *xsum)
+/* Quantizes token t's activations into its place in the layout's gathered, padded block
+ * order (L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns), in
+ * tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b of t's
+ * tile at ((tile·n_blocks + b)·lanes + t % lanes).
+ * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
+ * whatever the kernel level, so every level sees the same integers. */
+static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t, int lanes,
+                           int8_t *xq, float *xd, int32_t *xsum)
 {
-    int nb = L->n_blocks;
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * (size_t)L->cols;
-        int8_t *q = xq + (size_t)t * (size_t)nb * 32;
-        float *d = xd + (size_t)t * (size_t)nb;
-        int32_t *s = xsum + (size_t)t * (size_t)nb;
-        float row_max = 0;
-        if (L->w8a8)
-            for (int c = 0; c < L->cols; c++)
-                row_max = fmaxf(row_max, fabsf(xr[c]));
-        for (int b = 0; b < nb; b++) {
+    int nb = L ? L->n_blocks : cols / 32;
+    bool w8a8 = L && L->w8a8;
+    size_t first = (size_t)(t / lanes) * (size_t)nb * (size_t)lanes + (size_t)(t % lanes);
+    float row_max = 0;
+    if (w8a8)
+        for (int c = 0; c < L->cols; c++)
+            row_max = absmax(row_max, xr[c]);
+    for (int b = 0; b < nb; b++) {
+        size_t at = first + (size_t)b * (size_t)lanes;
+        int8_t *q = xq + at * 32;
+        float v[32], amax = 0;
+        if (L) {
             const int32_t *src = L->src + (size_t)b * 32;
-            float v[32], amax = 0;
             for (int j = 0; j < 32; j++) {
                 v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
-                amax = fmaxf(amax, fabsf(v[j]));
+                amax = absmax(amax, v[j]);
             }
-            s[b] = quantize_block(v, L->w8a8 ? row_max : amax, q + b * 32, &d[b]);
+        } else {
+            for (int j = 0; j < 32; j++) {
+                v[j] = xr[b * 32 + j];
+                amax = absmax(amax, v[j]);
+            }
         }
+        if (w8a8)
+            amax = row_max;
+        float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            /* roundf (half away from zero) and the clamp to ±127, without libm's call:
+             * truncating r + 0.49999997 with r's sign is roundf(r), the same integer for
+             * every float (checked over all 2^32). NaN or overflow in the input must not
+             * become undefined conversions. */
+            float r = v[j] * inv;
+            int qi = r >= 126.5f    ? 127
+                     : r <= -126.5f ? -127
+                     : r == r       ? (int)(r + copysignf(0x1.fffffep-2f, r))
+                                    : 0;
+            q[j] = (int8_t)qi;
+            sum += qi;
+        }
+        xd[at] = scale;
+        xsum[at] = sum;
     }
 }
 
-/* The activations of n tokens of width cols (a multiple of 32) as int8 blocks in order, for
- * GGUF's Q8_0 and Q4_0 weights. */
-static void quantize_blocks(const float *x, int n, int64_t cols, int8_t *xq, float *xd)
+/* Tokens per task of the activations' quantization. */
+#define QUANT_TOKENS 4
+
+static void quantize_task(void *ctx, int task, int thread)
 {
-    int64_t nb = cols / 32;
-    for (int64_t b = 0; b < (int64_t)n * nb; b++) {
-        const float *v = x + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fmaxf(amax, fabsf(v[j]));
-        quantize_block(v, amax, xq + b * 32, &xd[b]);
-    }
+    (void)thread;
+    const matmul_job *j = ctx;
+    int cols = (int)j->w->ne[0];
+    int t1 = (task + 1) * QUANT_TOKENS < j->n ? (task + 1) * QUANT_TOKENS : j->n;
+    for (int t = task * QUANT_TOKENS; t < t1; t++)
+        quantize_token(j->w->qlayout, cols, j->x + (size_t)t * (size_t)cols, t, j->lanes,
+                       j->xq, j->xd, j->xsum);
 }
 
-/* One weight row against one token's quantized activations:
- *   y = Σ_g scale_g · Σ_{b in g} d_b · (dot_b − zero_g · sum_b)
- * combined in block order, so the result depends only on the integer dots. W8A8 shares one d
- * per token, so a group's sum stays an exact integer until its single float multiply. */
+/* qrow_tile for one token (the decode path), written out for speed: the same operations as
+ * one lane of the tile. */
 static float qrow(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
-                  const int32_t *xsum, qdot_fn qdot)
+                  const int32_t *xsum, qtile_fn qdot)
 {
     const float *scale = (const float *)(const void *)row;
     const uint8_t *zero = row + (size_t)L->n_groups * sizeof(float);
@@ -136,6 +166,91 @@ static float qrow(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, con
     return y;
 }
 
+/* One weight row against one tile of LB_QTILE tokens' quantized activations, for each token:
+ *   y = Σ_g scale_g · Σ_{b in g} d_b · (dot_b − zero_g · sum_b)
+ * combined in block order, so the result depends only on the integer dots; the tokens of the
+ * tile are lanes that do the same operations side by side, so a token's result does not
+ * depend on its tile or its lane. W8A8 shares one d per token, so a group's sum stays an exact
+ * integer until its single float multiply. */
+static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, qtile_fn qtile, int lanes, float y[LB_QTILE])
+{
+    const float *scale = (const float *)(const void *)row;
+    const uint8_t *zero = row + (size_t)L->n_groups * sizeof(float);
+    const uint8_t *codes = row + L->codes_offset;
+    size_t bb = (size_t)L->bits * 4;
+    int mid = 1 << (L->bits - 1);
+    int32_t dots[QCHUNK * LB_QTILE];
+    int cur = L->n_blocks ? L->block_group[0] : 0;
+    if (lanes == 1) {
+        y[0] = qrow(L, row, xq, xd, xsum, qtile);
+        return;
+    }
+#if defined(__SSE2__) && LB_QTILE == 4
+    /* The float groups with SSE2, four tokens a register: the scalar loop's operations lane
+     * by lane (exact integers, one rounding per multiply and per add, no fused multiply-add),
+     * so the same bits as the loop below. z < 256 and |sum| <= 32 · 127 fit int16, so pmaddwd
+     * against z (high halves zero) gives z · sum exactly. */
+    if (!L->w8a8 && lanes == 4) {
+        __m128 yv = _mm_setzero_ps(), acc = _mm_setzero_ps();
+        for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
+            int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
+            qtile(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32 * LB_QTILE, nb, dots);
+            for (int i = 0; i < nb; i++) {
+                int b = b0 + i, g = L->block_group[b];
+                if (g != cur) {
+                    yv = _mm_add_ps(yv, _mm_mul_ps(_mm_set1_ps(scale[cur]), acc));
+                    acc = _mm_setzero_ps();
+                    cur = g;
+                }
+                __m128i z = _mm_set1_epi32(L->has_zero ? zero[g] : mid);
+                __m128i zs = _mm_madd_epi16(
+                    _mm_loadu_si128((const __m128i *)(const void *)(xsum + (size_t)b * 4)), z);
+                __m128i v = _mm_sub_epi32(
+                    _mm_loadu_si128((const __m128i *)(const void *)(dots + (size_t)i * 4)), zs);
+                acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(xd + (size_t)b * 4),
+                                                 _mm_cvtepi32_ps(v)));
+            }
+        }
+        if (L->n_blocks)
+            yv = _mm_add_ps(yv, _mm_mul_ps(_mm_set1_ps(scale[cur]), acc));
+        _mm_storeu_ps(y, yv);
+        return;
+    }
+#endif
+    float acc[LB_QTILE] = {0};
+    int64_t iacc[LB_QTILE] = {0};
+    for (int t = 0; t < lanes; t++)
+        y[t] = 0;
+    for (int b0 = 0; b0 < L->n_blocks; b0 += QCHUNK) {
+        int nb = L->n_blocks - b0 < QCHUNK ? L->n_blocks - b0 : QCHUNK;
+        qtile(codes + (size_t)b0 * bb, xq + (size_t)b0 * 32 * (size_t)lanes, nb, dots);
+        for (int i = 0; i < nb; i++) {
+            int b = b0 + i, g = L->block_group[b];
+            if (g != cur) {
+                for (int t = 0; t < lanes; t++) {
+                    y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
+                    acc[t] = 0;
+                    iacc[t] = 0;
+                }
+                cur = g;
+            }
+            int32_t z = L->has_zero ? zero[g] : mid;
+            const int32_t *d = dots + (size_t)i * (size_t)lanes, *s = xsum + (size_t)b * (size_t)lanes;
+            const float *xb = xd + (size_t)b * (size_t)lanes;
+            if (L->w8a8)
+                for (int t = 0; t < lanes; t++)
+                    iacc[t] += d[t] - z * s[t];
+            else
+                for (int t = 0; t < lanes; t++)
+                    acc[t] += xb[t] * (float)(d[t] - z * s[t]);
+        }
+    }
+    if (L->n_blocks)
+        for (int t = 0; t < lanes; t++)
+            y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
+}
+
 static void matmul_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -145,30 +260,46 @@ static void matmul_task(void *ctx, int task, int thread)
     int64_t r1 = r0 + j->rows_per_task < out ? r0 + j->rows_per_task : out;
     const char *base = j->w->data;
     const lb_qlayout *L = j->w->qlayout;
+    if (j->gemm) {
+        const float *w = (const float *)(const void *)base + (size_t)r0 * (size_t)in;
+        for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
+            int nt = j->n - t0 < F32_TOKEN_TILE ? j->n - t0 : F32_TOKEN_TILE;
+            j->gemm(w, (size_t)in, (int)(r1 - r0), j->x + (size_t)t0 * (size_t)in, (size_t)in,
+                    nt, in, j->y + (size_t)t0 * (size_t)out + (size_t)r0, (size_t)out);
+        }
+        return;
+    }
     for (int t0 = 0; t0 < j->n; t0 += TOKEN_TILE) {
         int t1 = t0 + TOKEN_TILE < j->n ? t0 + TOKEN_TILE : j->n;
         for (int64_t r = r0; r < r1; r++) {
             const void *row = base + (size_t)r * j->row_bytes;
             float *y = j->y + (size_t)r;
-            if (L) {
-                size_t nb = (size_t)L->n_blocks;
-                for (int t = t0; t < t1; t++)
-                    y[(size_t)t * (size_t)out] =
-                        qrow(L, row, j->xq + (size_t)t * nb * 32, j->xd + (size_t)t * nb,
-                             j->xsum + (size_t)t * nb, j->qdot);
-            } else if (j->bdot) {
-                int64_t nb = in / 32;
+            int lanes = j->lanes;
+            if (j->bdot) {
+                /* four tokens per pass over the row, then one by one: the same result per
+                 * token either way */
+                int64_t nbk = in / 32;
                 int t = t0;
                 for (; t + 4 <= t1; t += 4) {
                     float four[4];
-                    j->bdot4(row, j->xq + (size_t)t * (size_t)nb * 32, j->xd + (size_t)t * nb, nb,
-                             four);
-                    for (int k = 0; k < 4; k++)
-                        y[(size_t)(t + k) * (size_t)out] = four[k];
+                    j->bdot4(row, j->xq + (size_t)t * (size_t)nbk * 32, j->xd + (size_t)t * nbk,
+                             nbk, four);
+                    for (int i = 0; i < 4; i++)
+                        y[(size_t)(t + i) * (size_t)out] = four[i];
                 }
                 for (; t < t1; t++)
-                    y[(size_t)t * (size_t)out] =
-                        j->bdot(row, j->xq + (size_t)t * (size_t)nb * 32, j->xd + (size_t)t * nb, nb);
+                    y[(size_t)t * (size_t)out] = j->bdot(row, j->xq + (size_t)t * (size_t)nbk * 32,
+                                                         j->xd + (size_t)t * nbk, nbk);
+            } else if (L) {
+                size_t tile = (size_t)L->n_blocks * (size_t)lanes;
+                for (int t = t0; t < t1; t += lanes) {
+                    float yt[LB_QTILE];
+                    size_t k = (size_t)(t / lanes) * tile;
+                    qrow_tile(L, row, j->xq + k * 32, j->xd + k, j->xsum + k, j->qtile, lanes,
+                              yt);
+                    for (int i = 0; i < lanes && t + i < t1; i++)
+                        y[(size_t)(t + i) * (size_t)out] = yt[i];
+                }
             } else {
                 for (int t = t0; t < t1; t++)
                     y[(size_t)t * (size_t)out] = j->dot(row, j->x + (size_t)t * (size_t)in, in);
@@ -192,12 +323,9 @@ int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, fl
     if (!k || (!w->qlayout && w->type != LB_TYPE_F32))
         return -1;
     if (!w->qlayout) {
-        /* fp32 rows: this level's dot directly, row by row */
-        for (int t = 0; t < n; t++)
-            for (int64_t r = 0; r < w->ne[1]; r++)
-                y[(size_t)t * (size_t)w->ne[1] + (size_t)r] =
-                    k->dot_f32((const float *)w->data + (size_t)r * (size_t)w->ne[0],
-                               x + (size_t)t * (size_t)w->ne[0], w->ne[0]);
+        /* fp32 rows: this level's tile kernel over the whole matrix in one call */
+        k->gemm_f32(w->data, (size_t)w->ne[0], (int)w->ne[1], x, (size_t)w->ne[0], n, w->ne[0],
+                    y, (size_t)w->ne[1]);
         return 0;
     }
     matmul_with(pool, w, x, n, y, k);
@@ -214,31 +342,44 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int64_t per = out / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, 0, 0, 0, 0, 0, 0};
+    per = (per + 3) / 4 * 4;   /* whole 4-row tiles of the F32 kernels */
+    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
+                      0, 0, 0, 0, 0, 0, 0};
+    if (w->type == LB_TYPE_F32 && !w->qlayout)
+        job.gemm = k->gemm_f32;
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;
-    if (w->qlayout) {
+    bool gguf_int = !w->qlayout && (w->type == LB_TYPE_Q8_0 || w->type == LB_TYPE_Q4_0) &&
+                    w->ne[0] % 32 == 0;
+    /* Batches smaller than a tile (decode) run the per-token kernels: a lane of the tile's
+     * combination is the per-token loop, so a token's result is the same either way. GGUF
+     * blocks keep their activations token by token (their four-token kernel reads them so). */
+    job.lanes = n >= LB_QTILE && !gguf_int ? LB_QTILE : 1;
+    if (gguf_int) {
+        bool q8 = w->type == LB_TYPE_Q8_0;
+        job.bdot = q8 ? k->qdot_q8_0 : k->qdot_q4_0;
+        job.bdot4 = q8 ? k->qdot4_q8_0 : k->qdot4_q4_0;
+    }
+    if (w->qlayout || gguf_int) {
         const lb_qlayout *L = w->qlayout;
-        size_t nb = (size_t)L->n_blocks * (size_t)(n > 0 ? n : 1);
-        xq = lb_malloc(nb * 32);
-        xd = lb_malloc(nb * sizeof(float));
-        xsum = lb_malloc(nb * sizeof(int32_t));
-        quantize_acts(L, x, n, xq, xd, xsum);
+        /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
+        size_t tiles = (size_t)(n > 0 ? (n + job.lanes - 1) / job.lanes : 1);
+        size_t nb = (size_t)(L ? L->n_blocks : (int)(w->ne[0] / 32)) * tiles * (size_t)job.lanes;
+        if (n % job.lanes) {   /* a padded tile */
+            xq = lb_calloc(nb, 32);
+            xd = lb_calloc(nb, sizeof(float));
+            xsum = lb_calloc(nb, sizeof(int32_t));
+        } else {
+            xq = lb_malloc(nb * 32);
+            xd = lb_malloc(nb * sizeof(float));
+            xsum = lb_malloc(nb * sizeof(int32_t));
+        }
         job.xq = xq;
         job.xd = xd;
         job.xsum = xsum;
-        job.qdot = k->qdot_blocks[L->bits];
-    } else if ((w->type == LB_TYPE_Q8_0 || w->type == LB_TYPE_Q4_0) && w->ne[0] % 32 == 0) {
-        /* as llama.cpp: activations to int8 blocks once, then integer dots per block */
-        size_t nb = (size_t)(w->ne[0] / 32) * (size_t)(n > 0 ? n : 1);
-        xq = lb_malloc(nb * 32);
-        xd = lb_malloc(nb * sizeof(float));
-        quantize_blocks(x, n, w->ne[0], xq, xd);
-        job.xq = xq;
-        job.xd = xd;
-        job.bdot = w->type == LB_TYPE_Q8_0 ? k->qdot_q8_0 : k->qdot_q4_0;
-        job.bdot4 = w->type == LB_TYPE_Q8_0 ? k->qdot4_q8_0 : k->qdot4_q4_0;
+        job.qtile = !L ? NULL : job.lanes > 1 ? k->qdot_tile[L->bits] : k->qdot_blocks[L->bits];
+        lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, &job);
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
     free(xq);

@@ -1,6 +1,7 @@
 /* Y = X · Wᵀ for a weight W[out][in] of any type and fp32 activations X[n][in]:
  * Y[t][j] = dot(W row j, X row t). Rows of W are split across the pool's threads, and each
- * row is read once for all n tokens. */
+ * row is read once per tile of tokens. A token's row of Y is the same bits whatever the batch
+ * around it and the thread count. */
 #ifndef LB_MATMUL_H
 #define LB_MATMUL_H
 

@@ -277,6 +277,7 @@ const lb_kernel_set *lb_kernels_level(const char *name)
             lb_kernel_set k = *lb_kernels_avx2;
             k.name = lb_kernels_avx512->name;
             memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
+            memcpy(k.qdot_tile, lb_kernels_avx512->qdot_tile, sizeof k.qdot_tile);
             k.qdot_q8_0 = lb_kernels_avx512->qdot_q8_0;
             k.qdot_q4_0 = lb_kernels_avx512->qdot_q4_0;
             k.qdot4_q8_0 = lb_kernels_avx512->qdot4_q8_0;

@@ -29,6 +29,79 @@ AVX2 static float dot_f32(const void *row, const float *x, int64_t n)
     return s;
 }
 
+/* ---- F32 rows times several tokens ----------------------------------------------------- */
+
+/* Every output of gemm_f32 is one chain of eight lanes: acc += w[i..i+7] · x[i..i+7] for each
+ * whole 8 in order, then hsum, then the last n % 8 products one by one. Tiles of rows × tokens
+ * only run several such chains side by side, so an output's value does not depend on the tile
+ * it fell in. f32_finish is the one place the chain ends, so that its scalar tail is compiled
+ * (and contracted) the same way for every tile. */
+AVX2 static inline float f32_finish(__m256 acc, const float *w, const float *x, int64_t i,
+                                    int64_t n)
+{
+    float s = hsum_ps(acc);
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+/* R rows × T tokens, the R·T chains in registers; the GEMM_TILE_ARGS are gemm_f32's. */
+#define GEMM_TILE(TARGET, name, R, T)                                                       \
+    TARGET static void name(const float *w, size_t ldw, const float *x, size_t ldx,          \
+                            int64_t n, float *y, size_t ldy)                                 \
+    {                                                                                        \
+        __m256 acc[R][T];                                                                    \
+        for (int r = 0; r < (R); r++)                                                        \
+            for (int t = 0; t < (T); t++)                                                    \
+                acc[r][t] = _mm256_setzero_ps();                                             \
+        int64_t i = 0;                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                         \
+            __m256 xv[T];                                                                    \
+            for (int t = 0; t < (T); t++)                                                    \
+                xv[t] = _mm256_loadu_ps(x + (size_t)t * ldx + i);                            \
+            for (int r = 0; r < (R); r++) {                                                  \
+                __m256 wv = _mm256_loadu_ps(w + (size_t)r * ldw + i);                        \
+                for (int t = 0; t < (T); t++)                                                \
+                    acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);                       \
+            }                                                                                \
+        }                                                                                    \
+        for (int r = 0; r < (R); r++)                                                        \
+            for (int t = 0; t < (T); t++)                                                    \
+                y[(size_t)t * ldy + (size_t)r] =                                             \
+                    f32_finish(acc[r][t], w + (size_t)r * ldw, x + (size_t)t * ldx, i, n);   \
+    }
+
+/* 4 × 3: twelve chains, three activation and one weight register of the sixteen. */
+GEMM_TILE(AVX2, tile_4x3, 4, 3)
+GEMM_TILE(AVX2, tile_4x2, 4, 2)
+GEMM_TILE(AVX2, tile_4x1, 4, 1)
+/* One token (decode): eight rows' chains side by side, enough loads in flight to stream. */
+GEMM_TILE(AVX2, tile_8x1, 8, 1)
+GEMM_TILE(AVX2, tile_1x1, 1, 1)
+
+AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
+                          int nt, int64_t n, float *y, size_t ldy)
+{
+    int r = 0;
+    if (nt == 1)
+        for (; r + 8 <= rows; r += 8)
+            tile_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy);
+    for (; r + 4 <= rows; r += 4) {
+        const float *wr = w + (size_t)r * ldw;
+        int t = 0;
+        for (; t + 3 <= nt; t += 3)
+            tile_4x3(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        if (nt - t == 2)
+            tile_4x2(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        else if (nt - t == 1)
+            tile_4x1(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+    }
+    for (; r < rows; r++)
+        for (int t = 0; t < nt; t++)
+            tile_1x1(w + (size_t)r * ldw, ldw, x + (size_t)t * ldx, ldx, n,
+                     y + (size_t)t * ldy + r, ldy);
+}
+
 AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
 {
     const uint16_t *w = row;
@@ -136,6 +209,80 @@ AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
     return hsum_ps(acc);
 }
 
+/* ---- lowbit's group formats: integer block dots -------------------------------------- */
+
+
+/* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
+ * (2 · 15 · 127 < 32767). */
+#define QDOT_SMALL(name, unpack, bytes)                                                     \
+    AVX2 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)    \
+    {                                                                                      \
+        const __m256i ones = _mm256_set1_epi16(1);                                         \
+        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32) {                         \
+            __m256i c = unpack(codes);                                                     \
+            __m256i x = _mm256_loadu_si256((const __m256i *)xq);                           \
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);               \
+            out[b] = hsum_epi32(p);                                                        \
+        }                                                                                  \
+    }
+
+QDOT_SMALL(qdot2, qunpack2, 8)
+QDOT_SMALL(qdot3, qunpack3, 12)
+QDOT_SMALL(qdot4, qunpack4, 16)
+
+/* 8-bit codes would saturate maddubs, so widen both sides to int16 first. */
+AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)
+{
+    for (int b = 0; b < nb; b++, codes += 32, xq += 32) {
+        __m128i c0 = _mm_loadu_si128((const __m128i *)codes);
+        __m128i c1 = _mm_loadu_si128((const __m128i *)(codes + 16));
+        __m128i x0 = _mm_loadu_si128((const __m128i *)xq);
+        __m128i x1 = _mm_loadu_si128((const __m128i *)(xq + 16));
+        __m256i p = _mm256_madd_epi16(_mm256_cvtepu8_epi16(c0), _mm256_cvtepi8_epi16(x0));
+        p = _mm256_add_epi32(p, _mm256_madd_epi16(_mm256_cvtepu8_epi16(c1),
+                                                  _mm256_cvtepi8_epi16(x1)));
+        out[b] = hsum_epi32(p);
+    }
+}
+
+/* LB_QTILE tokens per block: the codes unpacked once, one product vector per token, the
+ * four block sums reduced together and stored side by side. */
+#define QTILE_SMALL(name, unpack, bytes)                                                    \
+    AVX2 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)    \
+    {                                                                                      \
+        const __m256i ones = _mm256_set1_epi16(1);                                         \
+        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32 * LB_QTILE) {              \
+            __m256i c = unpack(codes), p[LB_QTILE];                                        \
+            for (int t = 0; t < LB_QTILE; t++) {                                           \
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + 32 * t));            \
+                p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);                \
+            }                                                                              \
+            _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),                      \
+                             hsum4_epi32(p[0], p[1], p[2], p[3]));                         \
+        }                                                                                  \
+    }
+
+QTILE_SMALL(qtile2, qunpack2, 8)
+QTILE_SMALL(qtile3, qunpack3, 12)
+QTILE_SMALL(qtile4, qunpack4, 16)
+
+AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)
+{
+    for (int b = 0; b < nb; b++, codes += 32, xq += 32 * LB_QTILE) {
+        __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)codes));
+        __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(codes + 16)));
+        __m256i p[LB_QTILE];
+        for (int t = 0; t < LB_QTILE; t++) {
+            const int8_t *x = xq + 32 * t;
+            __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x));
+            __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + 16)));
+            p[t] = _mm256_add_epi32(_mm256_madd_epi16(c0, x0), _mm256_madd_epi16(c1, x1));
+        }
+        _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),
+                         hsum4_epi32(p[0], p[1], p[2], p[3]));
+    }
+}
+
 /* ---- GGUF blocks against int8 activations -------------------------------------------- */
 
 /* Block i's integer products in eight int32 lanes (lane l: elements 4l..4l+3) scaled into acc.
@@ -211,45 +358,14 @@ AVX2 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, 
         out[t] = hsum_ps(acc[t]);
 }
 
-/* ---- lowbit's group formats: integer block dots -------------------------------------- */
-
-/* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
- * (2 · 15 · 127 < 32767). */
-#define QDOT_SMALL(name, unpack, bytes)                                                     \
-    AVX2 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)    \
-    {                                                                                      \
-        const __m256i ones = _mm256_set1_epi16(1);                                         \
-        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32) {                         \
-            __m256i c = unpack(codes);                                                     \
-            __m256i x = _mm256_loadu_si256((const __m256i *)xq);                           \
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(c, x), ones);               \
-            out[b] = hsum_epi32(p);                                                        \
-        }                                                                                  \
-    }
-
-QDOT_SMALL(qdot2, qunpack2, 8)
-QDOT_SMALL(qdot3, qunpack3, 12)
-QDOT_SMALL(qdot4, qunpack4, 16)
-
-/* 8-bit codes would saturate maddubs, so widen both sides to int16 first. */
-AVX2 static void qdot8(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)
-{
-    for (int b = 0; b < nb; b++, codes += 32, xq += 32) {
-        __m128i c0 = _mm_loadu_si128((const __m128i *)codes);
-        __m128i c1 = _mm_loadu_si128((const __m128i *)(codes + 16));
-        __m128i x0 = _mm_loadu_si128((const __m128i *)xq);
-        __m128i x1 = _mm_loadu_si128((const __m128i *)(xq + 16));
-        __m256i p = _mm256_madd_epi16(_mm256_cvtepu8_epi16(c0), _mm256_cvtepi8_epi16(x0));
-        p = _mm256_add_epi32(p, _mm256_madd_epi16(_mm256_cvtepu8_epi16(c1),
-                                                  _mm256_cvtepi8_epi16(x1)));
-        out[b] = hsum_epi32(p);
-    }
-}
-
 static const lb_kernel_set avx2_set = {
-    "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
-    qdot4_q8_0, qdot4_q4_0,
+    "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qdot_q8_0,
+    qdot_q4_0,
+    qdot4_q8_0,
+    qdot4_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

@@ -1,7 +1,6 @@
-/* AVX-512 level: the integer block dots of lowbit's group formats, and of GGUF's Q8_0 / Q4_0,
- * with VNNI (vpdpbusd takes unsigned codes times signed activations and accumulates in int32
- * without saturation, so one kernel serves 2- to 8-bit codes). Float kernels are AVX2's;
- * tensor.c composes the set. */
+/* AVX-512 level: the integer block dots of lowbit's group formats with VNNI (vpdpbusd takes
+ * unsigned codes times signed activations and accumulates in int32 without saturation, so one
+ * kernel serves 2- to 8-bit codes). Float kernels are AVX2's; tensor.c composes the set. */
 #include "tensor/kernels/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -34,6 +33,25 @@ QDOT_VNNI(qdot2, qunpack2, 8)
 QDOT_VNNI(qdot3, qunpack3, 12)
 QDOT_VNNI(qdot4, qunpack4, 16)
 QDOT_VNNI(qdot8, qunpack8, 32)
+
+/* LB_QTILE tokens per block: one vpdpbusd per token on the block's codes, unpacked once. */
+#define QTILE_VNNI(name, unpack, bytes)                                                     \
+    AVX512 static void name(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out)  \
+    {                                                                                      \
+        for (int b = 0; b < nb; b++, codes += (bytes), xq += 32 * LB_QTILE) {              \
+            __m256i c = unpack(codes), p[LB_QTILE];                                        \
+            for (int t = 0; t < LB_QTILE; t++)                                             \
+                p[t] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c,                      \
+                                           _mm256_loadu_si256((const __m256i *)(xq + 32 * t))); \
+            _mm_storeu_si128((__m128i *)(out + (size_t)b * LB_QTILE),                      \
+                             hsum4_epi32(p[0], p[1], p[2], p[3]));                         \
+        }                                                                                  \
+    }
+
+QTILE_VNNI(qtile2, qunpack2, 8)
+QTILE_VNNI(qtile3, qunpack3, 12)
+QTILE_VNNI(qtile4, qunpack4, 16)
+QTILE_VNNI(qtile8, qunpack8, 32)
 
 /* GGUF's Q8_0 / Q4_0 against int8 activations: AVX2's kernels with vpdpbusd in place of
  * maddubs + madd. Both sum the same four byte products into each int32 lane, exactly, so the
@@ -108,9 +126,13 @@ AVX512 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd
 }
 
 static const lb_kernel_set avx512_set = {
-    "avx512", 0, 0, 0, 0, 0, 0,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
-    qdot4_q8_0, qdot4_q4_0,
+    "avx512", 0, 0, 0, 0, 0, 0, 0,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qdot_q8_0,
+    qdot_q4_0,
+    qdot4_q8_0,
+    qdot4_q4_0,
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

@@ -3,6 +3,7 @@
 #ifndef LB_KERNELS_H
 #define LB_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -13,10 +14,21 @@ typedef struct {
     float (*dot_q8_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_0)(const void *row, const float *x, int64_t n);
     float (*dot_q4_1)(const void *row, const float *x, int64_t n);
+    /* F32 rows times several tokens: y[t·ldy + r] = Σ_i w[r·ldw + i] · x[t·ldx + i] for
+     * r < rows, t < nt. Each output is computed by the same operations in the same order
+     * whatever rows, nt and the element's place in them, so a token's result does not depend
+     * on the batch around it (nor on how the rows are shared out among threads). */
+    void (*gemm_f32)(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                     int64_t n, float *y, size_t ldy);
     /* lowbit's group formats: integer dots of nb consecutive 32-code blocks of `bits`-bit
      * unsigned codes (packed as lb_qpack_block does) with nb blocks of int8 activations:
      * out[b] = Σ_j code[b][j] · xq[b][j]. Integers, so every level gives identical results. */
     void (*qdot_blocks[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
+    /* The same for LB_QTILE tokens at once, each block's codes unpacked once for all of them:
+     * xq holds block by block the LB_QTILE tokens' 32 activations one after another (token t
+     * of block b at xq + (b·LB_QTILE + t)·32), and out[b·LB_QTILE + t] = Σ_j code[b][j] ·
+     * xq[(b·LB_QTILE + t)·32 + j]. Integers again: identical at every level. */
+    void (*qdot_tile[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
     /* GGUF's Q8_0 and Q4_0 rows of nb blocks against activations quantized to int8 per block
      * of 32 (xq, scales xd), as llama.cpp multiplies them: Σ_b d_b·xd_b·(integer dot of block
      * b). The sum runs in eight float lanes as the AVX2 kernel keeps it (lane l: elements
@@ -32,6 +44,9 @@ typedef struct {
     void (*qdot4_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
                        float out[4]);
 } lb_kernel_set;
+
+/* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */
+#define LB_QTILE 4
 
 extern const lb_kernel_set lb_kernels_scalar;
 /* NULL where the compiler cannot target AVX2 / AVX-512. */

@@ -64,4 +64,11 @@ QTARGET static inline int32_t hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/* The sums of four vectors' eight int32 lanes each, as one vector of four (p0's first). */
+QTARGET static inline __m128i hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3)
+{
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 #endif

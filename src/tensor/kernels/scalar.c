@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include <stdbool.h>
+
 static float dot_f32(const void *row, const float *x, int64_t n)
 {
     const float *w = row;
@@ -17,6 +19,14 @@ static float dot_f32(const void *row, const float *x, int64_t n)
     for (; i < n; i++)
         s += w[i] * x[i];
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx, int nt,
+                     int64_t n, float *y, size_t ldy)
+{
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < rows; r++)
+            y[(size_t)t * ldy + (size_t)r] = dot_f32(w + (size_t)r * ldw, x + (size_t)t * ldx, n);
 }
 
 static float dot_f16(const void *row, const float *x, int64_t n)
@@ -209,13 +219,36 @@ static void qdot_blocks(const uint8_t *codes, const int8_t *xq, int nb, int bits
     }
 }
 
+static void qdot_tile(const uint8_t *codes, const int8_t *xq, int nb, int bits, int32_t *out)
+{
+    uint8_t c[32];
+    for (int b = 0; b < nb; b++, codes += bits * 4) {
+        lb_qunpack_block(codes, bits, c);
+        for (int t = 0; t < LB_QTILE; t++, xq += 32) {
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++)
+                s += (int32_t)c[j] * xq[j];
+            out[b * LB_QTILE + t] = s;
+        }
+    }
+}
+
+static void qtile2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 2, o); }
+static void qtile3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 3, o); }
+static void qtile4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 4, o); }
+static void qtile8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_tile(c, x, nb, 8, o); }
+
 static void qdot2(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 2, o); }
 static void qdot3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 3, o); }
 static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 4, o); }
 static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 8, o); }
 
 const lb_kernel_set lb_kernels_scalar = {
-    "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1,
-    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8}, qdot_q8_0, qdot_q4_0,
-    qdot4_q8_0, qdot4_q4_0,
+    "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
+    {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
+    {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
+    qdot_q8_0,
+    qdot_q4_0,
+    qdot4_q8_0,
+    qdot4_q4_0,
 };
