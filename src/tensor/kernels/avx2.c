@@ -211,7 +211,6 @@ AVX2 static float dot_q4_1(const void *row, const float *x, int64_t n)
 
 /* ---- lowbit's group formats: integer block dots -------------------------------------- */
 
-
 /* Codes below 16 times int8 activations: maddubs's pairwise int16 sums cannot saturate
  * (2 · 15 · 127 < 32767). */
 #define QDOT_SMALL(name, unpack, bytes)                                                     \
