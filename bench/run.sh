@@ -13,7 +13,8 @@
 # Environment: LOWBIT (the program; default build/lowbit), LOWBIT_SHARED (data with
 # models/tokenizer.bin; default ../shared), CACHE (generated models; default /tmp/lowbit-bench),
 # THREADS (2), REPS (3), SIZES ("stories15M stories110M"), TYPES ("f32 q8_0 q4_0"),
-# PP (512), TG (128), B16_GEN (32: decode steps of the batch-16 comparison).
+# PP (512), TG (128), B16_GEN (32: decode steps of the batch-16 comparison), KV (f16: lowbit's
+# KV cache, as llama-bench keeps its own by default; f32 for lowbit's default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,7 @@ LOWBIT=${LOWBIT:-$ROOT/build/lowbit}
 export LOWBIT_SHARED=${LOWBIT_SHARED:-$ROOT/../shared}
 CACHE=${CACHE:-/tmp/lowbit-bench}
 THREADS=${THREADS:-2}
+KV=${KV:-f16}
 REPS=${REPS:-3}
 SIZES=${SIZES:-stories15M stories110M}
 TYPES=${TYPES:-f32 q8_0 q4_0}
@@ -46,7 +48,7 @@ OUT="$CACHE/results"
 mkdir -p "$OUT"
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# lowbit: $LOWBIT${LLAMA_BENCH:+, llama.cpp: $LLAMA_BENCH}; threads $THREADS, reps $REPS"
+echo "# lowbit: $LOWBIT${LLAMA_BENCH:+, llama.cpp: $LLAMA_BENCH}; threads $THREADS, reps $REPS, lowbit KV cache $KV"
 
 # 1. Models, generated once into the cache.
 for size in $SIZES; do
@@ -87,17 +89,17 @@ for size in $SIZES; do
     echo "# measuring $tag" >&2
     # tg: one prompt token, then TG decode passes (llama-bench's tg starts from an empty cache).
     measure "$OUT/$tag.lb-tg.json" "$LOWBIT" bench -m "$f" --batch 1 --prompt 1 --gen $((TG + 1)) \
-      --reps "$REPS" --warmup 1 -t "$THREADS" --json -q
+      --reps "$REPS" --warmup 1 -t "$THREADS" --kv-type "$KV" --json -q
     if [ -n "$LLAMA_BENCH" ]; then
       measure_cpp "$OUT/$tag.cpp-tg.json" "$LLAMA_BENCH" -m "$f" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" -o json
     fi
     measure "$OUT/$tag.lb-pp.json" "$LOWBIT" bench -m "$f" --batch 1 --prompt "$PP" --gen 1 \
-      --reps "$REPS" --warmup 1 -t "$THREADS" --json -q
+      --reps "$REPS" --warmup 1 -t "$THREADS" --kv-type "$KV" --json -q
     if [ -n "$LLAMA_BENCH" ]; then
       measure_cpp "$OUT/$tag.cpp-pp.json" "$LLAMA_BENCH" -m "$f" -p "$PP" -n 0 -t "$THREADS" -r "$REPS" -o json
     fi
     "$LOWBIT" bench -m "$f" --batch 1,16 --prompt 1 --gen $((B16_GEN + 1)) --reps "$REPS" \
-      --warmup 1 -t "$THREADS" --json -q >"$OUT/$tag.lb-b16.json"
+      --warmup 1 -t "$THREADS" --kv-type "$KV" --json -q >"$OUT/$tag.lb-b16.json"
   done
 done
 

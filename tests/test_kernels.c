@@ -167,6 +167,52 @@ static void test_int8_block_kernels(void)
             }
 }
 
+/* fp16 rows both ways: every level gives the scalar conversion's bits, for every one of the
+ * 65,536 halves (NaNs aside: their payloads may differ) and for floats around every rounding
+ * boundary, subnormal halves, overflow to infinity and ties to even included. */
+static void test_half_rows(void)
+{
+    const lb_kernel_set *levels[] = {lb_kernels_level("avx2"), lb_kernels_level("avx512")};
+    uint16_t *h = malloc(65536 * sizeof(uint16_t)), *h2 = malloc(65536 * sizeof(uint16_t));
+    uint16_t *h3 = malloc(65536 * sizeof(uint16_t));
+    float *f = malloc(65536 * sizeof(float)), *g = malloc(65536 * sizeof(float));
+    for (int i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    lb_kernels_scalar.f16_to_f32(h, f, 65536);
+    for (size_t l = 0; l < 2; l++) {
+        if (!levels[l])
+            continue;
+        levels[l]->f16_to_f32(h, g, 65535);   /* an odd length: the tail too */
+        g[65535] = f[65535];
+        for (int i = 0; i < 65536; i++)
+            if (f[i] == f[i])
+                CHECK(memcmp(&f[i], &g[i], 4) == 0, "%s: half 0x%04x -> %g, scalar %g",
+                      levels[l]->name, i, (double)g[i], (double)f[i]);
+        /* floats: each half's value nudged a little below, at, and halfway to the next */
+        lb_rng rng;
+        lb_rng_seed(&rng, 3);
+        for (int i = 0; i < 65536; i++) {
+            uint32_t bits;
+            memcpy(&bits, &f[i], 4);
+            int k = i % 4;
+            bits += k == 0 ? 0 : k == 1 ? 0x1000 : k == 2 ? 0xfff : (uint32_t)(lb_rng_next(&rng) & 0x1fff);
+            memcpy(&g[i], &bits, 4);
+        }
+        lb_kernels_scalar.f32_to_f16(g, h2, 65536);
+        levels[l]->f32_to_f16(g, h3, 65533);
+        lb_kernels_scalar.f32_to_f16(g + 65533, h3 + 65533, 3);
+        for (int i = 0; i < 65536; i++)
+            if (g[i] == g[i])
+                CHECK(h2[i] == h3[i], "%s: %.9g -> 0x%04x, scalar 0x%04x", levels[l]->name,
+                      (double)g[i], h3[i], h2[i]);
+    }
+    free(h);
+    free(h2);
+    free(h3);
+    free(f);
+    free(g);
+}
+
 static void test_half_conversions(void)
 {
     /* Every half converts to float and back to itself (NaNs stay NaN). */
@@ -302,6 +348,7 @@ int main(void)
     test_half_conversions();
     test_dot_kernels();
     test_int8_block_kernels();
+    test_half_rows();
     test_f32_gemm();
     return check_finish("test_kernels");
 }

@@ -119,9 +119,7 @@ static inline const float *cached_row(const lb_engine *e, const void *cache, int
     size_t i = kv_index(e, seq, layer, pos) + (size_t)kvh * (size_t)hd;
     if (!e->kv_f16)
         return (const float *)cache + i;
-    const uint16_t *h = (const uint16_t *)cache + i;
-    for (int d = 0; d < hd; d++)
-        tmp[d] = lb_fp16_to_fp32(h[d]);
+    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, hd);
     return tmp;
 }
 
@@ -448,9 +446,7 @@ static void cache_store(lb_engine *e, void *cache, const float *src, int seq, in
         memcpy((float *)cache + i, src, (size_t)e->kv_dim * sizeof(float));
         return;
     }
-    uint16_t *h = (uint16_t *)cache + i;
-    for (int d = 0; d < e->kv_dim; d++)
-        h[d] = lb_fp32_to_fp16(src[d]);
+    lb_fp32_row_to_fp16(src, (uint16_t *)cache + i, e->kv_dim);
 }
 
 void op_attention(lb_engine *e, int layer, const lb_batch *b)

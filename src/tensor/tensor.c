@@ -392,3 +392,15 @@ float lb_dot_f32(const float *a, const float *b, int64_t n)
     lb_kernels_init();
     return g_kernels->dot_f32(a, b, n);
 }
+
+void lb_fp16_row_to_fp32(const uint16_t *src, float *dst, int64_t n)
+{
+    lb_kernels_init();
+    g_kernels->f16_to_f32(src, dst, n);
+}
+
+void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n)
+{
+    lb_kernels_init();
+    g_kernels->f32_to_f16(src, dst, n);
+}

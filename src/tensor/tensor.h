@@ -118,5 +118,9 @@ const char *lb_kernels_name(void);
 
 /* Plain fp32 dot product through the dispatched kernel. */
 float lb_dot_f32(const float *a, const float *b, int64_t n);
+/* Rows of fp16 to fp32 and back through the installed kernel level (F16C where present): the
+ * values of lb_fp16_to_fp32 / lb_fp32_to_fp16, NaN payloads aside. */
+void lb_fp16_row_to_fp32(const uint16_t *src, float *dst, int64_t n);
+void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n);
 
 #endif

@@ -357,6 +357,27 @@ AVX2 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, 
         out[t] = hsum_ps(acc[t]);
 }
 
+/* ---- fp16 rows (F16C) ------------------------------------------------------------------ */
+
+AVX2 static void f16_to_f32(const uint16_t *src, float *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(src[i]);
+}
+
+AVX2 static void f32_to_f16(const float *src, uint16_t *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -365,6 +386,8 @@ static const lb_kernel_set avx2_set = {
     qdot_q4_0,
     qdot4_q8_0,
     qdot4_q4_0,
+    f16_to_f32,
+    f32_to_f16,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

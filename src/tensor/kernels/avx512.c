@@ -133,6 +133,7 @@ static const lb_kernel_set avx512_set = {
     qdot_q4_0,
     qdot4_q8_0,
     qdot4_q4_0,
+    0, 0,   /* AVX2's fp16 rows */
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

@@ -43,6 +43,10 @@ typedef struct {
                        float out[4]);
     void (*qdot4_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
                        float out[4]);
+    /* Rows of fp16 to fp32 and back, rounding to nearest even (the KV cache in F16): the
+     * values of lb_fp16_to_fp32 / lb_fp32_to_fp16 at every level, NaN payloads aside. */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
 } lb_kernel_set;
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */

@@ -243,6 +243,18 @@ static void qdot3(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_
 static void qdot4(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 4, o); }
 static void qdot8(const uint8_t *c, const int8_t *x, int nb, int32_t *o) { qdot_blocks(c, x, nb, 8, o); }
 
+static void f16_to_f32(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = lb_fp16_to_fp32(src[i]);
+}
+
+static void f32_to_f16(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = lb_fp32_to_fp16(src[i]);
+}
+
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -251,4 +263,6 @@ const lb_kernel_set lb_kernels_scalar = {
     qdot_q4_0,
     qdot4_q8_0,
     qdot4_q4_0,
+    f16_to_f32,
+    f32_to_f16,
 };
