@@ -284,78 +284,15 @@ AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t 
 
 /* ---- GGUF blocks against int8 activations -------------------------------------------- */
 
-/* Block i's integer products in eight int32 lanes (lane l: elements 4l..4l+3) scaled into acc.
- * maddubs takes unsigned times signed bytes, so the weights' signs move onto the activations;
+/* maddubs takes unsigned times signed bytes, so the weights' signs move onto the activations;
  * its int16 pair sums cannot saturate (2 · 128 · 127 < 32767). */
-AVX2 static inline __m256 block_fma(__m256i w, const int8_t *xq, float scale, __m256 acc)
+AVX2 static inline __m256i block_lanes(__m256i w, __m256i x)
 {
-    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    __m256i lanes = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc);
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-AVX2 static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q8_0 *b = row;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
-        acc = block_fma(_mm256_loadu_si256((const __m256i *)b[i].qs), xq,
-                        _cvtsh_ss(b[i].d) * xd[i], acc);
-    return hsum_ps(acc);
-}
-
-AVX2 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q4_0 *b = row;
-    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
-        /* low nibbles are elements 0..15, high nibbles 16..31 */
-        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
-        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
-        acc = block_fma(_mm256_sub_epi8(c, eight), xq, _cvtsh_ss(b[i].d) * xd[i], acc);
-    }
-    return hsum_ps(acc);
-}
-
-/* Four tokens against one row: each weight block is loaded, unpacked and its signs taken
- * once; every token keeps its own accumulator, added in the one-token kernel's order. */
-AVX2 static inline void block_fma4(__m256i w, const int8_t *xq, const float *xd, int64_t i,
-                                     int64_t nb, float dw, __m256 acc[4])
-{
-    for (int t = 0; t < 4; t++)
-        acc[t] = block_fma(w, xq + (t * nb + i) * LB_QK, dw * xd[t * nb + i], acc[t]);
-}
-
-AVX2 static void qdot4_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                          float out[4])
-{
-    const lb_block_q8_0 *b = row;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                      _mm256_setzero_ps()};
-    for (int64_t i = 0; i < nb; i++)
-        block_fma4(_mm256_loadu_si256((const __m256i *)b[i].qs), xq, xd, i, nb,
-                   _cvtsh_ss(b[i].d), acc);
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
-}
-
-AVX2 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                          float out[4])
-{
-    const lb_block_q4_0 *b = row;
-    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                      _mm256_setzero_ps()};
-    for (int64_t i = 0; i < nb; i++) {
-        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
-        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
-        block_fma4(_mm256_sub_epi8(c, eight), xq, xd, i, nb, _cvtsh_ss(b[i].d), acc);
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
-}
+#include "tensor/kernels/gguf_x86.h"
 
 /* ---- fp16 rows (F16C) ------------------------------------------------------------------ */
 

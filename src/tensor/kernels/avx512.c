@@ -56,74 +56,13 @@ QTILE_VNNI(qtile8, qunpack8, 32)
 /* GGUF's Q8_0 / Q4_0 against int8 activations: AVX2's kernels with vpdpbusd in place of
  * maddubs + madd. Both sum the same four byte products into each int32 lane, exactly, so the
  * lanes, and the float result, are AVX2's bit for bit. */
-AVX512 static inline __m256 block_fma(__m256i w, const int8_t *xq, float scale, __m256 acc)
+AVX512 static inline __m256i block_lanes(__m256i w, __m256i x)
 {
-    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
-    __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
-                                        _mm256_sign_epi8(x, w));
-    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
+                               _mm256_sign_epi8(x, w));
 }
 
-AVX512 static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q8_0 *b = row;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
-        acc = block_fma(_mm256_loadu_si256((const __m256i *)b[i].qs), xq,
-                        _cvtsh_ss(b[i].d) * xd[i], acc);
-    return hsum_ps(acc);
-}
-
-AVX512 static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q4_0 *b = row;
-    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
-        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
-        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
-        acc = block_fma(_mm256_sub_epi8(c, eight), xq, _cvtsh_ss(b[i].d) * xd[i], acc);
-    }
-    return hsum_ps(acc);
-}
-
-/* Four tokens against one row: each weight block is loaded, unpacked and its signs taken
- * once; every token keeps its own accumulator, added in the one-token kernel's order. */
-AVX512 static inline void block_fma4(__m256i w, const int8_t *xq, const float *xd, int64_t i,
-                                     int64_t nb, float dw, __m256 acc[4])
-{
-    for (int t = 0; t < 4; t++)
-        acc[t] = block_fma(w, xq + (t * nb + i) * LB_QK, dw * xd[t * nb + i], acc[t]);
-}
-
-AVX512 static void qdot4_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                          float out[4])
-{
-    const lb_block_q8_0 *b = row;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                      _mm256_setzero_ps()};
-    for (int64_t i = 0; i < nb; i++)
-        block_fma4(_mm256_loadu_si256((const __m256i *)b[i].qs), xq, xd, i, nb,
-                   _cvtsh_ss(b[i].d), acc);
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
-}
-
-AVX512 static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                          float out[4])
-{
-    const lb_block_q4_0 *b = row;
-    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                      _mm256_setzero_ps()};
-    for (int64_t i = 0; i < nb; i++) {
-        __m128i raw = _mm_loadu_si128((const __m128i *)b[i].qs);
-        __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
-        block_fma4(_mm256_sub_epi8(c, eight), xq, xd, i, nb, _cvtsh_ss(b[i].d), acc);
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
-}
+#include "tensor/kernels/gguf_x86.h"
 
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0, 0,

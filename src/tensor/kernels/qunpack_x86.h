@@ -1,6 +1,6 @@
 /* Unpacking of lowbit's 32-code blocks (see lb_qpack_block) into 32 unsigned bytes in code
- * order, and horizontal sums, shared by the AVX2 and AVX-512 kernels. The includer defines QTARGET, the target
- * attribute its functions are compiled for. */
+ * order, and horizontal sums, shared by the AVX2 and AVX-512 kernels. The includer defines
+ * QTARGET, the target attribute its functions are compiled for. */
 #ifndef LB_QUNPACK_X86_H
 #define LB_QUNPACK_X86_H
 
