@@ -11,9 +11,10 @@ is checked: a plain answer must be a 200 with the completion in it; a stream mus
 
   requests N ok N failed N cut-streams N
 
-where cut-streams counts streams that had started (at least one event received) and then
-broke: those were flowing from the killed replica and nginx cannot move them. Any other
-failure is a request lost by the deployment. Exit status 0 when no request other than a cut
+where cut-streams counts streams that had started and then broke: their 200 and headers
+had reached the client (with or without an event after them), so nginx had committed the
+response to the killed replica and could not move it. Any other failure is a request lost by
+the deployment. Exit status 0 when no request other than a cut
 stream failed.
 """
 import http.client
@@ -50,6 +51,9 @@ def one(i):
         resp = conn.getresponse()
         if resp.status != 200:
             return "failed", f"{path}: HTTP {resp.status} {resp.read()[:200]!r}"
+        # A stream's headers go out before its first token (proxy_buffering off passes them
+        # on at once): from here on nginx can no longer retry it elsewhere.
+        started = stream
         if not stream:
             doc = json.loads(resp.read())
             text = doc.get("completion") if path == "/generate" else (
@@ -64,13 +68,12 @@ def one(i):
             if not line:
                 break
             if line.startswith(b"data: "):
-                started = True
                 if line.strip() == b"data: [DONE]":
                     done = True
                     break
         if done:
             return "ok", None
-        return ("cut" if started else "failed"), f"{path}: stream ended without [DONE]"
+        return "cut", f"{path}: stream ended without [DONE]"
     except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
         if stream and started:
             return "cut", f"{path}: {e}"
