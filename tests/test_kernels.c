@@ -6,6 +6,7 @@
 #include "core/threadpool.h"
 #include "tensor/kernels/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/repack.h"
 #include "tensor/tensor.h"
 
 #include <math.h>
@@ -88,83 +89,108 @@ static void test_dot_kernels(void)
     }
 }
 
-/* Q8_0 and Q4_0 rows against int8 activation blocks: every level gives the same float, bit for
- * bit, and that float is the double-precision sum of the dequantized weights times the
- * dequantized activations. Adversarial rows too: Q8_0's -128, all-zero blocks, a huge scale
- * beside a tiny one, activations at ±127 in every position. */
-static void test_int8_block_kernels(void)
+/* Q8_0 and Q4_0 weights repacked sixteen rows together, against int8 activation blocks: every
+ * level gives the same float, bit for bit, for every row of every group and whatever the
+ * number of tokens in the call (1 to LB_PTILE), padding rows give 0, and the scalar float is
+ * the double-precision sum of the file's dequantized weights times the dequantized
+ * activations. Adversarial rows too: Q8_0's -128, an all-zero block, a huge scale beside a
+ * tiny one, activations at ±127 in every position, row counts that leave a short group. */
+static void test_packed_kernels(void)
 {
     lb_rng rng;
     lb_rng_seed(&rng, 9);
     const lb_kernel_set *levels[] = {&lb_kernels_scalar, lb_kernels_level("avx2"),
                                      lb_kernels_level("avx512")};
-    const int blocks[] = {1, 2, 3, 7, 24, 64, 128};
+    const int blocks[] = {1, 2, 3, 7, 24, 64};
+    const int row_counts[] = {1, 16, 21, 40};
     for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++)
-        for (int kind = 0; kind < 2; kind++)
-            for (int pattern = 0; pattern < 3; pattern++) {
-                int nb = blocks[bi], n = nb * 32, type = kind ? LB_TYPE_Q4_0 : LB_TYPE_Q8_0;
-                float *w = malloc((size_t)n * sizeof(float)), *deq = malloc((size_t)n * sizeof(float));
-                int8_t *xq = malloc((size_t)n);
-                float *xd = malloc((size_t)nb * sizeof(float));
-                for (int i = 0; i < n; i++) {
-                    w[i] = lb_rng_normal(&rng) * (pattern == 2 && (i / 32) % 2 ? 1e3f : 0.5f);
-                    int v = (int)(lb_rng_next(&rng) % 255) - 127;
-                    xq[i] = (int8_t)(pattern == 1 ? (i % 2 ? 127 : -127) : v);
-                }
-                for (int b = 0; b < nb; b++)
-                    xd[b] = pattern == 2 ? (b % 3 ? 1e-4f : 3.0f) : 0.01f + 0.001f * (float)b;
-                if (pattern == 2)   /* one all-zero block */
-                    memset(w, 0, 32 * sizeof(float));
-                const lb_type_traits *tr = lb_type_traits_of(type);
-                void *row = malloc(lb_row_bytes(type, n));
-                tr->from_float(w, row, n);
-                if (kind == 0 && pattern == 1)   /* a code GGUF allows though the quantizer never writes it */
-                    ((lb_block_q8_0 *)row)[0].qs[5] = -128;
-                tr->to_float(row, deq, n);
-                double exact = 0, mag = 0;
-                for (int i = 0; i < n; i++) {
-                    double p = (double)deq[i] * ((double)xq[i] * xd[i / 32]);
-                    exact += p;
-                    mag += fabs(p);
-                }
-                float ref = 0;
-                for (size_t li = 0; li < 3; li++) {
-                    const lb_kernel_set *k = levels[li];
-                    if (!k)
-                        continue;
-                    float got = kind ? k->qdot_q4_0(row, xq, xd, nb) : k->qdot_q8_0(row, xq, xd, nb);
-                    /* Four tokens at once: the first one is this token, the other three reuse
-                     * its blocks shifted; each must equal its one-token result. */
-                    if (nb >= 4) {
-                        int64_t sub = nb / 4;
-                        float four[4];
-                        (kind ? k->qdot4_q4_0 : k->qdot4_q8_0)(row, xq, xd, sub, four);
-                        for (int t = 0; t < 4; t++) {
-                            const int8_t *xt = xq + t * sub * 32;
-                            float one = kind ? k->qdot_q4_0(row, xt, xd + t * sub, sub)
-                                             : k->qdot_q8_0(row, xt, xd + t * sub, sub);
-                            CHECK(memcmp(&one, &four[t], sizeof one) == 0,
-                                  "%s %s four tokens of %lld blocks, token %d: %.9g vs %.9g",
-                                  k->name, tr->name, (long long)sub, t, (double)four[t],
-                                  (double)one);
+        for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++)
+            for (int kind = 0; kind < 2; kind++)
+                for (int pattern = 0; pattern < 3; pattern++) {
+                    int nb = blocks[bi], n = nb * 32, rows = row_counts[ri];
+                    int type = kind ? LB_TYPE_Q4_0 : LB_TYPE_Q8_0;
+                    const lb_type_traits *tr = lb_type_traits_of(type);
+                    size_t rb = lb_row_bytes(type, n);
+                    float *w = malloc((size_t)n * sizeof(float));
+                    float *deq = malloc((size_t)rows * n * sizeof(float));
+                    uint8_t *data = malloc((size_t)rows * rb);
+                    for (int r = 0; r < rows; r++) {
+                        for (int i = 0; i < n; i++)
+                            w[i] = lb_rng_normal(&rng) * (pattern == 2 && (i / 32 + r) % 2 ? 1e3f : 0.5f);
+                        if (pattern == 2 && r == rows / 2)   /* one all-zero block */
+                            memset(w, 0, 32 * sizeof(float));
+                        tr->from_float(w, data + (size_t)r * rb, n);
+                        if (kind == 0 && pattern == 1)   /* GGUF allows it, the quantizer never writes it */
+                            ((lb_block_q8_0 *)(void *)(data + (size_t)r * rb))[0].qs[5] = -128;
+                        tr->to_float(data + (size_t)r * rb, deq + (size_t)r * n, n);
+                    }
+                    lb_tensor t = {.type = type, .n_dims = 2, .ne = {n, rows, 1, 1}, .data = data};
+                    lb_packed *P = lb_repack(&t);
+                    CHECK(P && P->rows == rows && P->n_blocks == nb, "%s %dx%d repacked", tr->name,
+                          rows, n);
+                    int8_t *xq = malloc((size_t)LB_PTILE * n);
+                    float *xd = malloc((size_t)LB_PTILE * nb * sizeof(float));
+                    int32_t *xsum = malloc((size_t)LB_PTILE * nb * sizeof(int32_t));
+                    for (int i = 0; i < LB_PTILE * n; i++) {
+                        int v = (int)(lb_rng_next(&rng) % 255) - 127;
+                        xq[i] = (int8_t)(pattern == 1 ? (i % 2 ? 127 : -127) : v);
+                    }
+                    for (int b = 0; b < LB_PTILE * nb; b++) {
+                        xd[b] = pattern == 2 ? (b % 3 ? 1e-4f : 3.0f) : 0.01f + 0.001f * (float)b;
+                        xsum[b] = 0;
+                        for (int j = 0; j < 32; j++)
+                            xsum[b] += xq[b * 32 + j];
+                    }
+                    int groups = (rows + LB_PACK_ROWS - 1) / LB_PACK_ROWS;
+                    float ref[LB_PTILE * LB_PACK_ROWS], got[LB_PTILE * LB_PACK_ROWS];
+                    for (int g = 0; g < groups; g++) {
+                        const uint8_t *grp = lb_packed_block(P, g, 0);
+                        (kind ? lb_kernels_scalar.pdot_q4_0 : lb_kernels_scalar.pdot_q8_0)(
+                            grp, nb, xq, xd, xsum, LB_PTILE, ref);
+                        for (int tk = 0; tk < LB_PTILE; tk++)
+                            for (int r = 0; r < LB_PACK_ROWS; r++) {
+                                int row = g * LB_PACK_ROWS + r;
+                                float y = ref[tk * LB_PACK_ROWS + r];
+                                if (row >= rows) {
+                                    CHECK(y == 0, "%s padding row %d gives %g", tr->name, row, (double)y);
+                                    continue;
+                                }
+                                double exact = 0, mag = 0;
+                                for (int i = 0; i < n; i++) {
+                                    double p = (double)deq[(size_t)row * n + i] *
+                                               ((double)xq[tk * n + i] * xd[tk * nb + i / 32]);
+                                    exact += p;
+                                    mag += fabs(p);
+                                }
+                                CHECK(fabs(y - exact) <= 1e-5 * mag + 1e-6,
+                                      "scalar %s %dx%d pattern %d row %d token %d: %g vs %g",
+                                      tr->name, rows, n, pattern, row, tk, (double)y, exact);
+                            }
+                        for (size_t li = 0; li < 3; li++) {
+                            const lb_kernel_set *k = levels[li];
+                            if (!k)
+                                continue;
+                            for (int nt = 1; nt <= LB_PTILE; nt++) {
+                                /* tokens from the last nt, so each token's blocks move */
+                                int skip = LB_PTILE - nt;
+                                (kind ? k->pdot_q4_0 : k->pdot_q8_0)(
+                                    grp, nb, xq + (size_t)skip * n, xd + skip * nb,
+                                    xsum + skip * nb, nt, got);
+                                CHECK(memcmp(got, ref + skip * LB_PACK_ROWS,
+                                             (size_t)nt * LB_PACK_ROWS * sizeof(float)) == 0,
+                                      "%s %s %dx%d pattern %d group %d, %d token(s): differs from "
+                                      "the scalar kernel", k->name, tr->name, rows, n, pattern, g, nt);
+                            }
                         }
                     }
-                    if (li == 0) {
-                        ref = got;
-                        CHECK(fabs(got - exact) <= 1e-5 * mag + 1e-6, "scalar %s nb=%d pattern %d: %g vs %g",
-                              tr->name, nb, pattern, (double)got, exact);
-                    } else {
-                        CHECK(memcmp(&got, &ref, sizeof got) == 0,
-                              "%s %s nb=%d pattern %d: %.9g, scalar %.9g", k->name, tr->name, nb,
-                              pattern, (double)got, (double)ref);
-                    }
+                    free(P);
+                    free(w);
+                    free(deq);
+                    free(data);
+                    free(xq);
+                    free(xd);
+                    free(xsum);
                 }
-                free(row);
-                free(w);
-                free(deq);
-                free(xq);
-                free(xd);
-            }
 }
 
 /* fp16 rows both ways: every level gives the scalar conversion's bits, for every one of the
@@ -347,7 +373,7 @@ int main(void)
     test_traits();
     test_half_conversions();
     test_dot_kernels();
-    test_int8_block_kernels();
+    test_packed_kernels();
     test_half_rows();
     test_f32_gemm();
     return check_finish("test_kernels");

@@ -95,6 +95,7 @@ int lb_model_set_f32(lb_model *m, const char *name, const float *values, lb_erro
     t->data = copy;
     t->nbytes = (size_t)n * sizeof(float);
     t->view = false;
+    t->packed = NULL;
     return 0;
 }
 

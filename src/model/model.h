@@ -119,6 +119,10 @@ int lb_model_add_tensor(lb_model *m, const lb_tensor *t);
  * ties the output head when there is none. Errors name the tensor and the shapes. */
 int lb_model_bind(lb_model *m, lb_error *err);
 
+/* Packs the GGUF Q8_0 / Q4_0 linear weights into the matmul kernels' layout (tensor/repack.h)
+ * and hands the file pages they came from back to the kernel; lb_model_load calls it. */
+void lb_model_repack(lb_model *m);
+
 /* Replaces a tensor's contents with fp32 values (same element count, copied into a buffer the
  * model owns): quantizers use it to fold smoothing factors into norms, or to write back
  * fake-quantized weights. Handles bound in m->layers keep pointing at the tensor. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err)
+static int load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err)
 {
     *out = NULL;
     if (lb_is_dir(path))
@@ -30,4 +30,12 @@ int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out,
         return rc;
     }
     return lb_load_llama2c(path, opts ? opts->tokenizer_path : NULL, out, err);
+}
+
+int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err)
+{
+    if (load(path, opts, out, err))
+        return -1;
+    lb_model_repack(*out);
+    return 0;
 }

@@ -202,6 +202,7 @@ int lb_model_set_quantized(lb_model *m, const char *name, const lb_qweight *qw, 
             size_t row0 = (size_t)((const char *)v->data - (const char *)t->data) / old_rb;
             v->type = lb_qlayout_type(L);
             v->qlayout = L;
+            v->packed = NULL;
             v->data = (char *)data + row0 * L->row_bytes;
         }
     }
@@ -209,6 +210,7 @@ int lb_model_set_quantized(lb_model *m, const char *name, const lb_qweight *qw, 
     t->data = data;
     t->nbytes = (size_t)qw->rows * L->row_bytes;
     t->qlayout = L;
+    t->packed = NULL;
     t->view = false;
     return 0;
 }

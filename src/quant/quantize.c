@@ -364,6 +364,7 @@ static void expand_linears(run_ctx *rc, linear *lin, unsigned mask, expanded_blo
         t->data = x->values[i];
         t->nbytes = n * sizeof(float);
         t->qlayout = NULL;
+        t->packed = NULL;
     }
 }
 

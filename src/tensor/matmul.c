@@ -7,19 +7,20 @@
  * or the kernel level (for the integer paths). */
 #include "tensor/matmul.h"
 #include "tensor/kernels/kernels.h"
+#include "tensor/repack.h"
 #include "core/error.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 typedef void (*qtile_fn)(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
-typedef float (*block_dot_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
-typedef void (*block_dot4_fn)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                              float out[4]);
+typedef void (*packed_dot_fn)(const uint8_t *group, int64_t nb, const int8_t *xq,
+                              const float *xd, const int32_t *xsum, int nt, float *y);
 
 typedef struct {
     const lb_tensor *w;
@@ -40,10 +41,10 @@ typedef struct {
     int32_t *xsum;
     qtile_fn qtile;
     int lanes;   /* tokens per tile: LB_QTILE, or 1 (and per-token kernels) below a tile */
-    /* GGUF Q8_0 / Q4_0: the activations one token after another (lanes 1), and the level's
-     * kernels for one token and for four */
-    block_dot_fn bdot;
-    block_dot4_fn bdot4;
+    /* GGUF Q8_0 / Q4_0: the weights sixteen rows together, the level's kernel for them, and
+     * the activations one token after another (lanes 1) */
+    const lb_packed *packed;
+    packed_dot_fn pdot;
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
@@ -252,6 +253,31 @@ static void qrow_tile(const lb_qlayout *L, const uint8_t *row, const int8_t *xq,
             y[t] += L->w8a8 ? scale[cur] * (xd[t] * (float)iacc[t]) : scale[cur] * acc[t];
 }
 
+/* Rows [r0, r1) of packed Q8_0 / Q4_0 weights (r0 a multiple of sixteen): each group of
+ * sixteen rows against up to LB_PTILE tokens per call, its weights read once per call. */
+static void packed_task(const matmul_job *j, int64_t r0, int64_t r1)
+{
+    const lb_packed *P = j->packed;
+    int64_t out = j->w->ne[1], nb = P->n_blocks;
+    float part[LB_PTILE * LB_PACK_ROWS];
+    for (int t0 = 0; t0 < j->n; t0 += TOKEN_TILE) {
+        int t1 = t0 + TOKEN_TILE < j->n ? t0 + TOKEN_TILE : j->n;
+        for (int64_t g = r0 / LB_PACK_ROWS; g * LB_PACK_ROWS < r1; g++) {
+            int64_t row0 = g * LB_PACK_ROWS;
+            size_t rows = (size_t)(out - row0 < LB_PACK_ROWS ? out - row0 : LB_PACK_ROWS);
+            for (int t = t0; t < t1; t += LB_PTILE) {
+                int nt = t1 - t < LB_PTILE ? t1 - t : LB_PTILE;
+                size_t at = (size_t)t * (size_t)nb;
+                j->pdot(lb_packed_block(P, g, 0), nb, j->xq + at * 32, j->xd + at, j->xsum + at,
+                        nt, part);
+                for (int i = 0; i < nt; i++)
+                    memcpy(j->y + (size_t)(t + i) * (size_t)out + (size_t)row0,
+                           part + i * LB_PACK_ROWS, rows * sizeof(float));
+            }
+        }
+    }
+}
+
 static void matmul_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -261,6 +287,10 @@ static void matmul_task(void *ctx, int task, int thread)
     int64_t r1 = r0 + j->rows_per_task < out ? r0 + j->rows_per_task : out;
     const char *base = j->w->data;
     const lb_qlayout *L = j->w->qlayout;
+    if (j->packed) {
+        packed_task(j, r0, r1);
+        return;
+    }
     if (j->gemm) {
         const float *w = (const float *)(const void *)base + (size_t)r0 * (size_t)in;
         for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
@@ -276,22 +306,7 @@ static void matmul_task(void *ctx, int task, int thread)
             const void *row = base + (size_t)r * j->row_bytes;
             float *y = j->y + (size_t)r;
             int lanes = j->lanes;
-            if (j->bdot) {
-                /* four tokens per pass over the row, then one by one: the same result per
-                 * token either way */
-                int64_t nbk = in / 32;
-                int t = t0;
-                for (; t + 4 <= t1; t += 4) {
-                    float four[4];
-                    j->bdot4(row, j->xq + (size_t)t * (size_t)nbk * 32, j->xd + (size_t)t * nbk,
-                             nbk, four);
-                    for (int i = 0; i < 4; i++)
-                        y[(size_t)(t + i) * (size_t)out] = four[i];
-                }
-                for (; t < t1; t++)
-                    y[(size_t)t * (size_t)out] = j->bdot(row, j->xq + (size_t)t * (size_t)nbk * 32,
-                                                         j->xd + (size_t)t * nbk, nbk);
-            } else if (L) {
+            if (L) {
                 size_t tile = (size_t)L->n_blocks * (size_t)lanes;
                 for (int t = t0; t < t1; t += lanes) {
                     float yt[LB_QTILE];
@@ -321,9 +336,9 @@ int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, fl
                     const char *level)
 {
     const lb_kernel_set *k = lb_kernels_level(level);
-    if (!k || (!w->qlayout && w->type != LB_TYPE_F32))
+    if (!k || (!w->qlayout && w->type != LB_TYPE_F32 && !lb_repack_supported(w)))
         return -1;
-    if (!w->qlayout) {
+    if (!w->qlayout && w->type == LB_TYPE_F32) {
         /* fp32 rows: this level's tile kernel over the whole matrix in one call */
         k->gemm_f32(w->data, (size_t)w->ne[0], (int)w->ne[1], x, (size_t)w->ne[0], n, w->ne[0],
                     y, (size_t)w->ne[1]);
@@ -343,7 +358,16 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int64_t per = out / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    per = (per + 3) / 4 * 4;   /* whole 4-row tiles of the F32 kernels */
+    /* GGUF Q8_0 / Q4_0 always run packed: a loaded model's weights were packed at load, any
+     * other tensor's are packed here for this call (the same integers and order, so the same
+     * result either way). */
+    const lb_packed *packed = NULL;
+    lb_packed *temporary = NULL;
+    if (lb_repack_supported(w) && !(packed = lb_tensor_packed(w)))
+        packed = temporary = lb_repack(w);
+    /* whole 4-row tiles of the F32 kernels, whole groups of packed rows */
+    int unit = packed ? LB_PACK_ROWS : 4;
+    per = (per + unit - 1) / unit * unit;
     matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
                       0, 0, 0, 0, 0, 0, 0};
     if (w->type == LB_TYPE_F32 && !w->qlayout)
@@ -351,18 +375,15 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
     int8_t *xq = NULL;
     float *xd = NULL;
     int32_t *xsum = NULL;
-    bool gguf_int = !w->qlayout && (w->type == LB_TYPE_Q8_0 || w->type == LB_TYPE_Q4_0) &&
-                    w->ne[0] % 32 == 0;
     /* Batches smaller than a tile (decode) run the per-token kernels: a lane of the tile's
-     * combination is the per-token loop, so a token's result is the same either way. GGUF
-     * blocks keep their activations token by token (their four-token kernel reads them so). */
-    job.lanes = n >= LB_QTILE && !gguf_int ? LB_QTILE : 1;
-    if (gguf_int) {
-        bool q8 = w->type == LB_TYPE_Q8_0;
-        job.bdot = q8 ? k->qdot_q8_0 : k->qdot_q4_0;
-        job.bdot4 = q8 ? k->qdot4_q8_0 : k->qdot4_q4_0;
+     * combination is the per-token loop, so a token's result is the same either way. Packed
+     * GGUF blocks keep their activations token by token (as their kernels read them). */
+    job.lanes = n >= LB_QTILE && !packed ? LB_QTILE : 1;
+    if (packed) {
+        job.packed = packed;
+        job.pdot = w->type == LB_TYPE_Q8_0 ? k->pdot_q8_0 : k->pdot_q4_0;
     }
-    if (w->qlayout || gguf_int) {
+    if (w->qlayout || packed) {
         const lb_qlayout *L = w->qlayout;
         /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
         size_t tiles = (size_t)(n > 0 ? (n + job.lanes - 1) / job.lanes : 1);
@@ -383,6 +404,7 @@ static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n
         lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, &job);
     }
     lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
+    free(temporary);
     free(xq);
     free(xd);
     free(xsum);

@@ -9,8 +9,9 @@
 #include "tensor/tensor.h"
 
 void lb_matmul(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y);
-/* The same through a named kernel level ("scalar", "avx2", "avx512") for group-quantized (and
- * F32) weights, so tests can compare levels in one process; -1 if the CPU lacks the level. */
+/* The same through a named kernel level ("scalar", "avx2", "avx512") for group-quantized, F32,
+ * Q8_0 and Q4_0 weights, so tests can compare levels in one process; -1 if the CPU lacks the
+ * level or the type has no such kernels. */
 int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y,
                     const char *level);
 

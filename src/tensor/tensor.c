@@ -278,10 +278,8 @@ const lb_kernel_set *lb_kernels_level(const char *name)
             k.name = lb_kernels_avx512->name;
             memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
             memcpy(k.qdot_tile, lb_kernels_avx512->qdot_tile, sizeof k.qdot_tile);
-            k.qdot_q8_0 = lb_kernels_avx512->qdot_q8_0;
-            k.qdot_q4_0 = lb_kernels_avx512->qdot_q4_0;
-            k.qdot4_q8_0 = lb_kernels_avx512->qdot4_q8_0;
-            k.qdot4_q4_0 = lb_kernels_avx512->qdot4_q4_0;
+            k.pdot_q8_0 = lb_kernels_avx512->pdot_q8_0;
+            k.pdot_q4_0 = lb_kernels_avx512->pdot_q4_0;
             g_composed = k;
         }
         return &g_composed;

@@ -83,6 +83,9 @@ typedef struct lb_qlayout {
     int32_t *g_idx;        /* [cols] as quantized (act-order), or NULL */
 } lb_qlayout;
 
+/* GGUF Q8_0 / Q4_0 weights interleaved for the kernels, made at load (repack.h). */
+typedef struct lb_packed lb_packed;
+
 typedef struct {
     char name[LB_MAX_NAME];
     lb_type type;
@@ -92,6 +95,8 @@ typedef struct {
     size_t nbytes;
     bool view;    /* shares a larger tensor's storage (GPT-2's fused qkv); counted there */
     const lb_qlayout *qlayout; /* group-quantized types only; NULL otherwise */
+    const lb_packed *packed;   /* Q8_0 / Q4_0 matmul weights of a loaded model; read it through
+                                  lb_tensor_packed, which ignores a stale copy */
 } lb_tensor;
 
 /* Bytes of one row (ne[0] elements) of this tensor, layouts included. */

@@ -1,6 +1,10 @@
 /* AVX2 + FMA + F16C kernels, compiled for those instructions per function so the rest of the
  * program stays portable; tensor.c installs them only when the CPU reports the features. */
 #include "tensor/kernels/kernels.h"
+#include "tensor/repack.h"
+
+#include <stdbool.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -282,17 +286,90 @@ AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t 
     }
 }
 
-/* ---- GGUF blocks against int8 activations -------------------------------------------- */
+/* ---- GGUF's Q8_0 / Q4_0 repacked sixteen rows together (tensor/repack.h) --------------- *
+ * A 256-bit register holds the same four weights of eight rows (each 64-byte chunk is two
+ * such halves), so maddubs against a broadcast word of activations gives each row's pair
+ * sums in its 32-bit lane; madd against ones finishes the row's four products. Exact
+ * integers, the scalar kernel's, then its one fused multiply-add per block. */
 
-/* maddubs takes unsigned times signed bytes, so the weights' signs move onto the activations;
- * its int16 pair sums cannot saturate (2 · 128 · 127 < 32767). */
-AVX2 static inline __m256i block_lanes(__m256i w, __m256i x)
+/* Q4_0: eight rows' dots of one block, the nibbles unsigned (0..15) and the block then less
+ * 8 times the activations' sum. The int16 pair sums of all eight words cannot overflow:
+ * 8 · 2 · 15 · 127 = 30,480. */
+AVX2 static inline __m256i q4_0_dots(const __m256i w[8], const int8_t *x, int32_t sum)
 {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    int32_t word[8];
+    memcpy(word, x, sizeof word);
+    __m256i p = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(word[0]));
+    for (int g = 1; g < 8; g++)
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], _mm256_set1_epi32(word[g])));
+    return _mm256_sub_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)),
+                            _mm256_set1_epi32(8 * sum));
 }
 
-#include "tensor/kernels/gguf_x86.h"
+/* Q8_0: the weights' signs move onto the activations (maddubs takes unsigned × signed), and
+ * each word's pair sums (at most 2 · 128 · 127) widen to int32 before the next is added. */
+AVX2 static inline __m256i q8_0_dots(const uint8_t *chunks, const int8_t *x)
+{
+    int32_t word[8];
+    memcpy(word, x, sizeof word);
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g));
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w),
+                                         _mm256_sign_epi8(_mm256_set1_epi32(word[g]), w));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    }
+    return acc;
+}
+
+/* Rows 8h..8h+7 of the group for nt tokens (a constant where inlined). */
+AVX2 static inline __attribute__((always_inline)) void
+pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+          const int32_t *xsum, const int nt, const bool q4, int h, float *y)
+{
+    const size_t block_bytes = LB_PACK_ROWS * (2 + (q4 ? LB_QK / 2 : LB_QK));
+    __m256 acc[LB_PTILE];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, group += block_bytes) {
+        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(group + 16 * h)));
+        const uint8_t *chunks = group + 2 * LB_PACK_ROWS + 32 * h;
+        __m256i w[8];
+        if (q4) {
+            const __m256i low = _mm256_set1_epi8(0x0f);
+            for (int k = 0; k < 4; k++) {
+                __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * k));
+                w[k] = _mm256_and_si256(c, low);
+                w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(c, 4), low);
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            size_t at = (size_t)t * (size_t)nb + (size_t)b;
+            const int8_t *x = xq + at * LB_QK;
+            __m256i dots = q4 ? q4_0_dots(w, x, xsum[at]) : q8_0_dots(chunks, x);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xd[at])),
+                                     _mm256_cvtepi32_ps(dots), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(y + t * LB_PACK_ROWS + 8 * h, acc[t]);
+}
+
+#define PDOT_AVX2(name, q4)                                                                 \
+    AVX2 static void name(const uint8_t *group, int64_t nb, const int8_t *xq,              \
+                          const float *xd, const int32_t *xsum, int nt, float *y)          \
+    {                                                                                      \
+        for (int h = 0; h < 2; h++)                                                        \
+            switch (nt) {                                                                  \
+            case 1: pdot_half(group, nb, xq, xd, xsum, 1, q4, h, y); break;                 \
+            case 2: pdot_half(group, nb, xq, xd, xsum, 2, q4, h, y); break;                 \
+            case 3: pdot_half(group, nb, xq, xd, xsum, 3, q4, h, y); break;                 \
+            default: pdot_half(group, nb, xq, xd, xsum, 4, q4, h, y); break;                \
+            }                                                                              \
+    }
+
+PDOT_AVX2(pdot_q8_0, false)
+PDOT_AVX2(pdot_q4_0, true)
 
 /* ---- fp16 rows (F16C) ------------------------------------------------------------------ */
 
@@ -319,10 +396,8 @@ static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
-    qdot_q8_0,
-    qdot_q4_0,
-    qdot4_q8_0,
-    qdot4_q4_0,
+    pdot_q8_0,
+    pdot_q4_0,
     f16_to_f32,
     f32_to_f16,
 };

@@ -2,6 +2,10 @@
  * unsigned codes times signed activations and accumulates in int32 without saturation, so one
  * kernel serves 2- to 8-bit codes). Float kernels are AVX2's; tensor.c composes the set. */
 #include "tensor/kernels/kernels.h"
+#include "tensor/repack.h"
+
+#include <stdbool.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -53,25 +57,85 @@ QTILE_VNNI(qtile3, qunpack3, 12)
 QTILE_VNNI(qtile4, qunpack4, 16)
 QTILE_VNNI(qtile8, qunpack8, 32)
 
-/* GGUF's Q8_0 / Q4_0 against int8 activations: AVX2's kernels with vpdpbusd in place of
- * maddubs + madd. Both sum the same four byte products into each int32 lane, exactly, so the
- * lanes, and the float result, are AVX2's bit for bit. */
-AVX512 static inline __m256i block_lanes(__m256i w, __m256i x)
+/* ---- GGUF's Q8_0 / Q4_0 repacked sixteen rows together (tensor/repack.h) --------------- *
+ * One 512-bit register holds the same four weights of the group's sixteen rows, so vpdpbusd
+ * against one broadcast word of a token's activations adds four products to each row's
+ * int32 lane: eight of them make the block's sixteen dots, with no horizontal sums. vpdpbusd
+ * takes the weights unsigned: Q4_0's nibbles as they are (0..15) and Q8_0's bytes offset by
+ * 128, each block then less 8 or 128 times the activations' sum. Exact integers, the scalar
+ * kernel's, then its one fused multiply-add per block. */
+
+/* Token t's int32 dots of one block: w[g] holds weights 4g..4g+3 of the sixteen rows. */
+AVX512 static inline __m512i block_dots(const __m512i w[8], const int8_t *x, int32_t offset)
 {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
-                               _mm256_sign_epi8(x, w));
+    int32_t word[8];
+    memcpy(word, x, sizeof word);
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (int g = 0; g < 4; g++) {   /* two chains, to halve the latency */
+        lo = _mm512_dpbusd_epi32(lo, w[g], _mm512_set1_epi32(word[g]));
+        hi = _mm512_dpbusd_epi32(hi, w[g + 4], _mm512_set1_epi32(word[g + 4]));
+    }
+    return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), _mm512_set1_epi32(offset));
 }
 
-#include "tensor/kernels/gguf_x86.h"
+/* nt tokens (a constant where inlined, so the accumulators stay in registers). */
+AVX512 static inline __attribute__((always_inline)) void
+pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+            const int32_t *xsum, const int nt, const bool q4, float *y)
+{
+    const size_t block_bytes = LB_PACK_ROWS * (2 + (q4 ? LB_QK / 2 : LB_QK));
+    const int32_t bias = q4 ? 8 : 128;
+    __m512 acc[LB_PTILE];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, group += block_bytes) {
+        __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)group));
+        const uint8_t *chunks = group + 2 * LB_PACK_ROWS;
+        __m512i w[8];
+        if (q4) {
+            const __m512i low = _mm512_set1_epi8(0x0f);
+            for (int k = 0; k < 4; k++) {
+                __m512i c = _mm512_loadu_si512((const void *)(chunks + 64 * k));
+                w[k] = _mm512_and_si512(c, low);
+                w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(c, 4), low);
+            }
+        } else {
+            for (int g = 0; g < 8; g++)
+                w[g] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(chunks + 64 * g)),
+                                        _mm512_set1_epi8((char)0x80));
+        }
+        for (int t = 0; t < nt; t++) {
+            size_t at = (size_t)t * (size_t)nb + (size_t)b;
+            __m512i dots = block_dots(w, xq + at * LB_QK, bias * xsum[at]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[at])),
+                                     _mm512_cvtepi32_ps(dots), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(y + t * LB_PACK_ROWS, acc[t]);
+}
+
+#define PDOT_VNNI(name, q4)                                                                 \
+    AVX512 static void name(const uint8_t *group, int64_t nb, const int8_t *xq,            \
+                            const float *xd, const int32_t *xsum, int nt, float *y)        \
+    {                                                                                      \
+        switch (nt) {                                                                      \
+        case 1: pdot_tokens(group, nb, xq, xd, xsum, 1, q4, y); break;                      \
+        case 2: pdot_tokens(group, nb, xq, xd, xsum, 2, q4, y); break;                      \
+        case 3: pdot_tokens(group, nb, xq, xd, xsum, 3, q4, y); break;                      \
+        default: pdot_tokens(group, nb, xq, xd, xsum, 4, q4, y); break;                     \
+        }                                                                                  \
+    }
+
+PDOT_VNNI(pdot_q8_0, false)
+PDOT_VNNI(pdot_q4_0, true)
 
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0, 0,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
-    qdot_q8_0,
-    qdot_q4_0,
-    qdot4_q8_0,
-    qdot4_q4_0,
+    pdot_q8_0,
+    pdot_q4_0,
     0, 0,   /* AVX2's fp16 rows */
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;

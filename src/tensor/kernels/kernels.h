@@ -29,20 +29,18 @@ typedef struct {
      * of block b at xq + (b·LB_QTILE + t)·32), and out[b·LB_QTILE + t] = Σ_j code[b][j] ·
      * xq[(b·LB_QTILE + t)·32 + j]. Integers again: identical at every level. */
     void (*qdot_tile[9])(const uint8_t *codes, const int8_t *xq, int nb, int32_t *out);
-    /* GGUF's Q8_0 and Q4_0 rows of nb blocks against activations quantized to int8 per block
-     * of 32 (xq, scales xd), as llama.cpp multiplies them: Σ_b d_b·xd_b·(integer dot of block
-     * b). The sum runs in eight float lanes as the AVX2 kernel keeps it (lane l: elements
-     * 4l..4l+3 of every block, added by fused multiply-adds), then the lanes are added in
-     * hsum's fixed tree, so every level gives the same float. */
-    float (*qdot_q8_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
-    float (*qdot_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb);
-    /* The same for four consecutive tokens (token t's blocks at xq + t·nb·32, its scales at
-     * xd + t·nb), each weight block unpacked once for all four: out[t] is bit for bit what
-     * the one-token kernel gives for token t. */
-    void (*qdot4_q8_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                       float out[4]);
-    void (*qdot4_q4_0)(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                       float out[4]);
+    /* GGUF's Q8_0 and Q4_0 weights repacked sixteen rows together (tensor/repack.h), one
+     * group of rows of nb blocks, against nt tokens (1 to LB_PTILE) of activations quantized
+     * to int8 per block of 32: token t's blocks at xq + t·nb·32, their scales at xd + t·nb
+     * and their sums Σ_j xq at xsum + t·nb. For row r < 16 and token t,
+     *   y[t·16 + r] = Σ_b (d_rb · xd_tb) · dot_rtb
+     * where dot is the exact integer Σ_j w·xq of the block, and the sum is one fused multiply-
+     * add per block in block order from 0. So every level, every nt and every row's place in
+     * the group give the same float for a row and a token. */
+    void (*pdot_q8_0)(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, int nt, float *y);
+    void (*pdot_q4_0)(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, int nt, float *y);
     /* Rows of fp16 to fp32 and back, rounding to nearest even (the KV cache in F16): the
      * values of lb_fp16_to_fp32 / lb_fp32_to_fp16 at every level, NaN payloads aside. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
@@ -51,6 +49,8 @@ typedef struct {
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */
 #define LB_QTILE 4
+/* The most tokens one call of the packed Q8_0 / Q4_0 kernels takes. */
+#define LB_PTILE 4
 
 extern const lb_kernel_set lb_kernels_scalar;
 /* NULL where the compiler cannot target AVX2 / AVX-512. */

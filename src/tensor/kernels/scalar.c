@@ -1,11 +1,12 @@
 /* Portable kernels: plain C, eight partial sums so the compiler can vectorize and so the
  * summation order resembles the SIMD kernels'. */
 #include "tensor/kernels/kernels.h"
+#include "tensor/repack.h"
 #include "tensor/tensor.h"
 
 #include <math.h>
-
 #include <stdbool.h>
+#include <string.h>
 
 static float dot_f32(const void *row, const float *x, int64_t n)
 {
@@ -89,66 +90,55 @@ static float dot_q4_1(const void *row, const float *x, int64_t n)
     return s;
 }
 
-/* ---- GGUF blocks against int8 activations, in the AVX2 kernel's lanes ----------------- */
+/* ---- GGUF blocks repacked sixteen rows together, against int8 activations ------------ */
 
-/* The AVX2 kernel's final reduction (hsum): lanes l and l+4, then pairs two apart, then the
- * last two. */
-static float lanes_sum(const float a[8])
+/* Row r's weight j of a packed block (tensor/repack.h): chunk j / 4 for Q8_0; for Q4_0 chunk
+ * (j % 16) / 4, low nibble below 16, high from 16 on, less 8. */
+static int packed_weight(const uint8_t *blk, bool q4, int r, int j)
 {
-    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    const uint8_t *chunks = blk + 2 * LB_PACK_ROWS;
+    if (!q4)
+        return (int8_t)chunks[(j / 4) * 4 * LB_PACK_ROWS + 4 * r + j % 4];
+    int k = j % 16;
+    uint8_t byte = chunks[(k / 4) * 4 * LB_PACK_ROWS + 4 * r + k % 4];
+    return (j < 16 ? byte & 0x0f : byte >> 4) - 8;
 }
 
-/* Adds block b's products w·x to the lanes: lane l holds elements 4l..4l+3, in exact integers,
- * times the block's scale, by one fused multiply-add each as _mm256_fmadd_ps does. */
-static void lanes_add(float acc[8], const int8_t *w, const int8_t *x, float scale)
+static void pdot(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd, int nt,
+                 bool q4, float *y)
 {
-    for (int l = 0; l < 8; l++) {
-        int32_t v = 0;
-        for (int j = 4 * l; j < 4 * l + 4; j++)
-            v += (int32_t)w[j] * (int32_t)x[j];
-        acc[l] = fmaf(scale, (float)v, acc[l]);
-    }
-}
-
-static float qdot_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q8_0 *b = row;
-    float acc[8] = {0};
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK)
-        lanes_add(acc, b[i].qs, xq, lb_fp16_to_fp32(b[i].d) * xd[i]);
-    return lanes_sum(acc);
-}
-
-static float qdot_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb)
-{
-    const lb_block_q4_0 *b = row;
-    float acc[8] = {0};
-    for (int64_t i = 0; i < nb; i++, xq += LB_QK) {
-        int8_t w[LB_QK];
-        for (int j = 0; j < LB_QK / 2; j++) {
-            w[j] = (int8_t)((b[i].qs[j] & 0x0f) - 8);
-            w[j + LB_QK / 2] = (int8_t)((b[i].qs[j] >> 4) - 8);
+    size_t block_bytes = LB_PACK_ROWS * (2 + (q4 ? LB_QK / 2 : LB_QK));
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < LB_PACK_ROWS; r++) {
+            float acc = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = group + (size_t)b * block_bytes;
+                const int8_t *x = xq + ((size_t)t * (size_t)nb + (size_t)b) * LB_QK;
+                int32_t dot = 0;
+                for (int j = 0; j < LB_QK; j++)
+                    dot += packed_weight(blk, q4, r, j) * x[j];
+                uint16_t d;
+                memcpy(&d, blk + 2 * r, 2);
+                acc = fmaf(lb_fp16_to_fp32(d) * xd[(size_t)t * (size_t)nb + (size_t)b],
+                           (float)dot, acc);
+            }
+            y[t * LB_PACK_ROWS + r] = acc;
         }
-        lanes_add(acc, w, xq, lb_fp16_to_fp32(b[i].d) * xd[i]);
-    }
-    return lanes_sum(acc);
 }
 
-static void qdot4_q8_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                       float out[4])
+static void pdot_q8_0(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, int nt, float *y)
 {
-    for (int t = 0; t < 4; t++)
-        out[t] = qdot_q8_0(row, xq + t * nb * LB_QK, xd + t * nb, nb);
+    (void)xsum;
+    pdot(group, nb, xq, xd, nt, false, y);
 }
 
-static void qdot4_q4_0(const void *row, const int8_t *xq, const float *xd, int64_t nb,
-                       float out[4])
+static void pdot_q4_0(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
+                      const int32_t *xsum, int nt, float *y)
 {
-    for (int t = 0; t < 4; t++)
-        out[t] = qdot_q4_0(row, xq + t * nb * LB_QK, xd + t * nb, nb);
+    (void)xsum;
+    pdot(group, nb, xq, xd, nt, true, y);
 }
-
-/* ---- lowbit's group formats ---------------------------------------------------------- */
 
 void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out)
 {
@@ -259,10 +249,8 @@ const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
-    qdot_q8_0,
-    qdot_q4_0,
-    qdot4_q8_0,
-    qdot4_q4_0,
+    pdot_q8_0,
+    pdot_q4_0,
     f16_to_f32,
     f32_to_f16,
 };

@@ -1,0 +1,57 @@
+/* Sixteen-row interleaving of Q8_0 / Q4_0 weights (layout in repack.h). */
+#include "tensor/repack.h"
+#include "tensor/kernels/kernels.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool lb_repack_supported(const lb_tensor *t)
+{
+    return !t->qlayout && (t->type == LB_TYPE_Q8_0 || t->type == LB_TYPE_Q4_0) &&
+           t->ne[0] > 0 && t->ne[0] % LB_QK == 0 && t->ne[1] > 0 && t->ne[2] == 1 &&
+           t->ne[3] == 1;
+}
+
+lb_packed *lb_repack(const lb_tensor *t)
+{
+    if (!lb_repack_supported(t))
+        return NULL;
+    bool q8 = t->type == LB_TYPE_Q8_0;
+    int64_t rows = t->ne[1], nb = t->ne[0] / LB_QK;
+    int64_t groups = (rows + LB_PACK_ROWS - 1) / LB_PACK_ROWS;
+    size_t payload = q8 ? LB_QK : LB_QK / 2;   /* weight bytes of one row's block */
+    size_t block_bytes = LB_PACK_ROWS * (2 + payload);
+    /* the header, then the data at the next 64-byte boundary */
+    size_t data_bytes = (size_t)groups * (size_t)nb * block_bytes;
+    lb_packed *p = lb_malloc(sizeof(lb_packed) + 64 + data_bytes);
+    uintptr_t data = ((uintptr_t)(p + 1) + 63) & ~(uintptr_t)63;
+    *p = (lb_packed){t->data, t->type, rows, t->ne[0], nb, block_bytes,
+                     (size_t)nb * block_bytes, (uint8_t *)data};
+    size_t row_bytes = (size_t)nb * (2 + payload);
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *dst = (uint8_t *)lb_packed_block(p, g, b);
+            memset(dst, 0, block_bytes);   /* padding rows: zero scale, zero codes */
+            for (int r = 0; r < LB_PACK_ROWS && g * LB_PACK_ROWS + r < rows; r++) {
+                const uint8_t *blk = (const uint8_t *)t->data +
+                                     (size_t)(g * LB_PACK_ROWS + r) * row_bytes +
+                                     (size_t)b * (2 + payload);
+                memcpy(dst + 2 * r, blk, 2);   /* the fp16 scale */
+                /* four bytes of the row per chunk, the chunks one after another */
+                for (size_t c = 0; c < payload / 4; c++)
+                    memcpy(dst + 2 * LB_PACK_ROWS + c * 4 * LB_PACK_ROWS + 4 * (size_t)r,
+                           blk + 2 + 4 * c, 4);
+            }
+        }
+    return p;
+}
+
+const lb_packed *lb_tensor_packed(const lb_tensor *t)
+{
+    const lb_packed *p = t->packed;
+    if (p && p->from == t->data && p->type == t->type && p->cols == t->ne[0] &&
+        p->rows == t->ne[1] && !t->qlayout)
+        return p;
+    return NULL;
+}
