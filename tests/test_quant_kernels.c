@@ -11,6 +11,7 @@
 #include "quant/pack.h"
 #include "tensor/kernels/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/repack.h"
 #include "tensor/tensor.h"
 
 #include <math.h>
@@ -330,6 +331,26 @@ static void test_gguf_int(lb_rng *rng)
                 CHECK(memcmp(y, y2, (size_t)n * rows * sizeof(float)) == 0,
                       "%s %dx%d, %d tokens: 2 threads differ from 1", tr->name, rows, cols, n);
             }
+            /* Packed once as at load, or per call as here: the same bits, at every level. A
+             * copy describing other rows or data does not use it. */
+            lb_packed *P = lb_repack(&t);
+            t.packed = P;
+            CHECK(lb_tensor_packed(&t) == P, "%s: the packed copy is used", tr->name);
+            lb_matmul(pools[1], &t, x, nmax, y2);
+            CHECK(memcmp(y, y2, (size_t)nmax * rows * sizeof(float)) == 0,
+                  "%s %dx%d: packed at load differs from packed per call", tr->name, rows, cols);
+            const char *names[] = {"scalar", "avx2", "avx512"};
+            for (int li = 0; li < 3; li++)
+                if (lb_matmul_level(pools[1], &t, x, nmax, y2, names[li]) == 0)
+                    CHECK(memcmp(y, y2, (size_t)nmax * rows * sizeof(float)) == 0,
+                          "%s %dx%d: level %s differs", tr->name, rows, cols, names[li]);
+            lb_tensor fewer = t, moved = t;
+            fewer.ne[1] = rows - 1;
+            moved.data = deq;
+            CHECK(!lb_tensor_packed(&fewer) && !lb_tensor_packed(&moved),
+                  "%s: a stale packed copy is ignored", tr->name);
+            t.packed = NULL;
+            free(P);
             for (int tk = 0; tk < nmax; tk++)
                 for (int r = 0; r < rows; r++) {
                     const float *xr = x + (size_t)tk * cols, *wr = deq + (size_t)r * cols;
