@@ -50,8 +50,8 @@ typedef struct {
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
  * weight rows streams past it. A multiple of LB_QTILE. */
 #define TOKEN_TILE 8
-/* F32 weights: a multiple of the AVX2 tile's three tokens. */
-#define F32_TOKEN_TILE 9
+/* F32 weights: a multiple of the AVX2 tile's three tokens and the AVX-512 tile's six. */
+#define F32_TOKEN_TILE 12
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 

@@ -237,7 +237,7 @@ static lb_type_traits g_traits[LB_TYPE_COUNT] = {
 };
 
 static const lb_kernel_set *g_kernels;
-/* The AVX-512 level borrows AVX2's float kernels; composed once at start-up. */
+/* The AVX-512 level borrows AVX2's other float kernels; composed once at start-up. */
 static lb_kernel_set g_composed;
 
 static void install(const lb_kernel_set *k)
@@ -276,6 +276,7 @@ const lb_kernel_set *lb_kernels_level(const char *name)
         if (!g_composed.name) {
             lb_kernel_set k = *lb_kernels_avx2;
             k.name = lb_kernels_avx512->name;
+            k.gemm_f32 = lb_kernels_avx512->gemm_f32;
             memcpy(k.qdot_blocks, lb_kernels_avx512->qdot_blocks, sizeof k.qdot_blocks);
             memcpy(k.qdot_tile, lb_kernels_avx512->qdot_tile, sizeof k.qdot_tile);
             k.pdot_q8_0 = lb_kernels_avx512->pdot_q8_0;

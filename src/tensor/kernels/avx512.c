@@ -1,6 +1,7 @@
-/* AVX-512 level: the integer block dots of lowbit's group formats with VNNI (vpdpbusd takes
- * unsigned codes times signed activations and accumulates in int32 without saturation, so one
- * kernel serves 2- to 8-bit codes). Float kernels are AVX2's; tensor.c composes the set. */
+/* AVX-512 level: the integer block dots of lowbit's group formats and GGUF's packed Q8_0 /
+ * Q4_0 with VNNI (vpdpbusd takes unsigned codes times signed activations and accumulates in
+ * int32 without saturation, so one kernel serves 2- to 8-bit codes), and F32 rows times
+ * tokens in sixteen lanes. The other float kernels are AVX2's; tensor.c composes the set. */
 #include "tensor/kernels/kernels.h"
 #include "tensor/repack.h"
 
@@ -56,6 +57,83 @@ QTILE_VNNI(qtile2, qunpack2, 8)
 QTILE_VNNI(qtile3, qunpack3, 12)
 QTILE_VNNI(qtile4, qunpack4, 16)
 QTILE_VNNI(qtile8, qunpack8, 32)
+
+/* ---- F32 rows times several tokens ------------------------------------------------------ *
+ * As AVX2's gemm_f32 with sixteen lanes: every output is one chain acc += w[i..i+15] ·
+ * x[i..i+15] over each whole 16 in order, then the lanes' fixed reduction, then the last
+ * n % 16 products one by one. Tiles only run several chains side by side, so an output does
+ * not depend on the tile it fell in (nor on the batch, nor on the threads). Where the CPU has
+ * full-width 512-bit units this is twice the multiply-adds per instruction of AVX2. */
+
+AVX512 static inline float f32_finish16(__m512 acc, const float *w, const float *x, int64_t i,
+                                        int64_t n)
+{
+    float s = _mm512_reduce_add_ps(acc);
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+#define GEMM_TILE16(name, R, T)                                                              \
+    AVX512 static void name(const float *w, size_t ldw, const float *x, size_t ldx, int64_t n, \
+                            float *y, size_t ldy)                                             \
+    {                                                                                         \
+        __m512 acc[R][T];                                                                     \
+        for (int r = 0; r < (R); r++)                                                         \
+            for (int t = 0; t < (T); t++)                                                     \
+                acc[r][t] = _mm512_setzero_ps();                                              \
+        int64_t i = 0;                                                                        \
+        for (; i + 16 <= n; i += 16) {                                                        \
+            __m512 xv[T];                                                                     \
+            for (int t = 0; t < (T); t++)                                                     \
+                xv[t] = _mm512_loadu_ps(x + (size_t)t * ldx + i);                             \
+            for (int r = 0; r < (R); r++) {                                                   \
+                __m512 wv = _mm512_loadu_ps(w + (size_t)r * ldw + i);                         \
+                for (int t = 0; t < (T); t++)                                                 \
+                    acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);                        \
+            }                                                                                 \
+        }                                                                                     \
+        for (int r = 0; r < (R); r++)                                                         \
+            for (int t = 0; t < (T); t++)                                                     \
+                y[(size_t)t * ldy + (size_t)r] =                                              \
+                    f32_finish16(acc[r][t], w + (size_t)r * ldw, x + (size_t)t * ldx, i, n);  \
+    }
+
+/* 4 × 6: twenty-four chains, six activation and one weight register of the thirty-two. */
+GEMM_TILE16(tile16_4x6, 4, 6)
+GEMM_TILE16(tile16_4x5, 4, 5)
+GEMM_TILE16(tile16_4x4, 4, 4)
+GEMM_TILE16(tile16_4x3, 4, 3)
+GEMM_TILE16(tile16_4x2, 4, 2)
+GEMM_TILE16(tile16_4x1, 4, 1)
+/* One token (decode): eight rows' chains side by side, enough loads in flight to stream. */
+GEMM_TILE16(tile16_8x1, 8, 1)
+GEMM_TILE16(tile16_1x1, 1, 1)
+
+AVX512 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
+                            int nt, int64_t n, float *y, size_t ldy)
+{
+    typedef void (*tile_fn)(const float *, size_t, const float *, size_t, int64_t, float *,
+                            size_t);
+    static const tile_fn edge[6] = {0, tile16_4x1, tile16_4x2, tile16_4x3, tile16_4x4,
+                                    tile16_4x5};
+    int r = 0;
+    if (nt == 1)
+        for (; r + 8 <= rows; r += 8)
+            tile16_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy);
+    for (; r + 4 <= rows; r += 4) {
+        const float *wr = w + (size_t)r * ldw;
+        int t = 0;
+        for (; t + 6 <= nt; t += 6)
+            tile16_4x6(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        if (nt > t)
+            edge[nt - t](wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+    }
+    for (; r < rows; r++)
+        for (int t = 0; t < nt; t++)
+            tile16_1x1(w + (size_t)r * ldw, ldw, x + (size_t)t * ldx, ldx, n,
+                       y + (size_t)t * ldy + r, ldy);
+}
 
 /* ---- GGUF's Q8_0 / Q4_0 repacked sixteen rows together (tensor/repack.h) --------------- *
  * One 512-bit register holds the same four weights of the group's sixteen rows, so vpdpbusd
@@ -131,7 +209,7 @@ PDOT_VNNI(pdot_q8_0, false)
 PDOT_VNNI(pdot_q4_0, true)
 
 static const lb_kernel_set avx512_set = {
-    "avx512", 0, 0, 0, 0, 0, 0, 0,
+    "avx512", 0, 0, 0, 0, 0, 0, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
     pdot_q8_0,
