@@ -1,6 +1,7 @@
 /* Engine set-up, batch validation, scratch sizing and dispatch to the architecture's forward. */
 #include "model/engine_internal.h"
 #include "core/log.h"
+#include "tensor/matmul.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -88,7 +89,8 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
     e->rope_freqs = lb_calloc((size_t)c->head_dim / 2 + 1, sizeof(float));
     rope_frequencies(c, e->rope_freqs);
     e->pool = lb_pool_create(n_threads);
-    e->att_scores = lb_calloc((size_t)lb_pool_size(e->pool) * (size_t)n_ctx, sizeof(float));
+    e->att_scores = lb_calloc((size_t)lb_pool_size(e->pool) * ATT_CHUNK_HEADS * (size_t)n_ctx,
+                              sizeof(float));
     *out = e;
     return 0;
 }
@@ -181,6 +183,23 @@ void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const
                 0.0f, y, out);
     if (bias)
         op_add_bias(y, bias->data, n, out);
+}
+
+void block_linears(lb_engine *e, int count, const lb_tensor *const *w,
+                   const lb_tensor *const *bias, const float *x, int n, float *const *y)
+{
+    bool blas = false;
+    for (int i = 0; i < count; i++)
+        blas |= e->gemm_f32 && w[i]->type == LB_TYPE_F32 && n >= 16;
+    if (blas) {
+        for (int i = 0; i < count; i++)
+            block_linear(e, w[i], bias[i], x, n, y[i]);
+        return;
+    }
+    lb_matmul_multi(e->pool, count, w, x, n, y);
+    for (int i = 0; i < count; i++)
+        if (bias[i])
+            op_add_bias(y[i], bias[i]->data, n, (int)w[i]->ne[1]);
 }
 
 int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err)

@@ -4,6 +4,9 @@
 
 #include "model/engine.h"
 
+/* Query heads one attention task of the token path handles at most (ops.c). */
+#define ATT_CHUNK_HEADS 8
+
 struct lb_engine {
     const lb_model *m;
     lb_pool *pool;
@@ -11,13 +14,13 @@ struct lb_engine {
     int kv_dim;
     void *k_cache, *v_cache;   /* [n_seq][n_layers][n_ctx][kv_dim] of float or fp16 */
     bool kv_f16;               /* LB_KV_F16 */
-    float *kv_rows;            /* F16 caches: [threads][2 * att_run_ldk][head_dim] rows
-                                * expanded to fp32 for the attention kernels */
+    float *kv_rows;            /* F16 caches, per thread: 2 * att_run_ldk head rows and one
+                                * kv_dim row, expanded to fp32 for the attention kernels */
     float *rope_freqs;         /* [head_dim / 2] */
     /* Scratch for a batch of up to cap tokens. */
     int cap;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
-    float *att_scores;         /* [threads][n_ctx] */
+    float *att_scores;         /* [threads][ATT_CHUNK_HEADS][n_ctx] */
     /* Scratch of the blocked attention over runs of positions (ops.c), grown on demand:
      * per thread, K of a head transposed and a few score rows, and the K and V row pointers. */
     float *att_run;            /* [threads][(head_dim + 4) * att_run_ldk] */
@@ -56,6 +59,10 @@ void op_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const fl
 /* op_linear, or BLAS for F32 weights when the engine was asked to (engine.c). */
 void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
                   float *y);
+/* Several linears of one input x (q, k, v; gate, up): y[i] = w[i] · x + bias[i] (bias[i] may
+ * be NULL), each what block_linear gives, in one job where the kernels allow. */
+void block_linears(lb_engine *e, int count, const lb_tensor *const *w,
+                   const lb_tensor *const *bias, const float *x, int n, float *const *y);
 
 /* llama.c, gpt2.c: embeddings into e->x, a block (or part of one, between the points of
  * lb_engine_block_part) over e->x in place, the whole pass. */

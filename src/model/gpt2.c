@@ -36,9 +36,9 @@ void gpt2_block(lb_engine *e, int l, const lb_batch *b, int from, int to)
             if (to == LB_SITE_QKV)
                 return;
         }
-        block_linear(e, L->wq, L->bq, e->xb, n, e->q);
-        block_linear(e, L->wk, L->bk, e->xb, n, e->k);
-        block_linear(e, L->wv, L->bv, e->xb, n, e->v);
+        block_linears(e, 3, (const lb_tensor *[]){L->wq, L->wk, L->wv},
+                      (const lb_tensor *[]){L->bq, L->bk, L->bv}, e->xb, n,
+                      (float *[]){e->q, e->k, e->v});
         op_attention(e, l, b);
         engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
         if (to == LB_SITE_O)

@@ -27,9 +27,9 @@ void llama_block(lb_engine *e, int l, const lb_batch *b, int from, int to)
             if (to == LB_SITE_QKV)
                 return;
         }
-        block_linear(e, L->wq, L->bq, e->xb, n, e->q);
-        block_linear(e, L->wk, L->bk, e->xb, n, e->k);
-        block_linear(e, L->wv, L->bv, e->xb, n, e->v);
+        block_linears(e, 3, (const lb_tensor *[]){L->wq, L->wk, L->wv},
+                      (const lb_tensor *[]){L->bq, L->bk, L->bv}, e->xb, n,
+                      (float *[]){e->q, e->k, e->v});
         op_rope(e, e->q, c->n_heads, b);
         op_rope(e, e->k, c->n_kv_heads, b);
         op_attention(e, l, b);
@@ -48,8 +48,9 @@ void llama_block(lb_engine *e, int l, const lb_batch *b, int from, int to)
             if (to == LB_SITE_FFN)
                 return;
         }
-        block_linear(e, L->w_gate, NULL, e->xb, n, e->hb);
-        block_linear(e, L->w_up, L->b_up, e->xb, n, e->hb2);
+        block_linears(e, 2, (const lb_tensor *[]){L->w_gate, L->w_up},
+                      (const lb_tensor *[]){NULL, L->b_up}, e->xb, n,
+                      (float *[]){e->hb, e->hb2});
         op_swiglu(e->hb, e->hb2, (size_t)n * c->hidden_dim);
         engine_capture(e, l, LB_SITE_DOWN, e->hb, n, c->hidden_dim);
         if (to == LB_SITE_DOWN)

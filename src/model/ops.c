@@ -108,61 +108,109 @@ typedef struct {
     const lb_batch *b;
     const attn_run *runs;   /* rows the blocked path (attend_run_head) has done */
     int n_runs;
+    int hpt;                /* query heads per task of the token path */
 } attn_job;
 
-/* Head kvh's slice of a cached key or value row, as fp32: in place for an F32 cache, expanded
- * into tmp[head_dim] for an F16 one. */
-static inline const float *cached_row(const lb_engine *e, const void *cache, int seq, int layer,
-                                      int pos, int kvh, float *tmp)
+/* Kv heads kv0..kv1-1 of a cached key or value row, as fp32: in place for an F32 cache,
+ * expanded into tmp for an F16 one. */
+static inline const float *cached_slice(const lb_engine *e, const void *cache, int seq,
+                                        int layer, int pos, int kv0, int kv1, float *tmp)
 {
     int hd = e->m->cfg.head_dim;
-    size_t i = kv_index(e, seq, layer, pos) + (size_t)kvh * (size_t)hd;
+    size_t i = kv_index(e, seq, layer, pos) + (size_t)kv0 * (size_t)hd;
     if (!e->kv_f16)
         return (const float *)cache + i;
-    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, hd);
+    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, (int64_t)(kv1 - kv0) * hd);
     return tmp;
 }
 
-/* This thread's room for expanded F16 rows (see lb_engine.kv_rows): 2 · att_run_ldk rows. */
-static inline float *thread_rows(const lb_engine *e, int thread)
+/* Head kvh's slice of a cached key or value row (see cached_slice). */
+static inline const float *cached_row(const lb_engine *e, const void *cache, int seq, int layer,
+                                      int pos, int kvh, float *tmp)
 {
-    return e->kv_rows + (size_t)thread * 2 * (size_t)e->att_run_ldk * (size_t)e->m->cfg.head_dim;
+    return cached_slice(e, cache, seq, layer, pos, kvh, kvh + 1, tmp);
 }
 
+/* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows, then
+ * the token path's one row of kv_dim. */
+static inline size_t kv_rows_per_thread(const lb_engine *e)
+{
+    return 2 * (size_t)e->att_run_ldk * (size_t)e->m->cfg.head_dim + (size_t)e->kv_dim;
+}
+
+/* This thread's room for expanded F16 rows (see lb_engine.kv_rows): 2 · att_run_ldk head rows
+ * for the blocked path, or one kv_dim row slice for the token path. */
+static inline float *thread_rows(const lb_engine *e, int thread)
+{
+    return e->kv_rows + (size_t)thread * kv_rows_per_thread(e);
+}
+
+/* The token path's query heads per task: consecutive heads share a contiguous slice of each
+ * cached row, so a task streams through the cache position by position instead of striding
+ * across it head by head. A batch of few tokens splits its heads into enough tasks for the
+ * threads; at most ATT_CHUNK_HEADS per task (the scores scratch holds that many). */
+static int heads_per_task(const lb_engine *e, int n_tokens)
+{
+    int n_heads = e->m->cfg.n_heads, threads = lb_pool_size(e->pool);
+    int chunks = (2 * threads + n_tokens - 1) / n_tokens;
+    if (chunks < (n_heads + ATT_CHUNK_HEADS - 1) / ATT_CHUNK_HEADS)
+        chunks = (n_heads + ATT_CHUNK_HEADS - 1) / ATT_CHUNK_HEADS;
+    if (chunks > n_heads)
+        chunks = n_heads;
+    return (n_heads + chunks - 1) / chunks;
+}
+
+/* Token t's query heads h0..h1-1 against every cached position of its sequence. Each head's
+ * arithmetic is the one-head loop's (dot, softmax, weighted sum in position order); only the
+ * loops are turned so that each position's keys, then values, are read once for all heads. */
 static void attention_task(void *ctx, int task, int thread)
 {
     const attn_job *j = ctx;
     lb_engine *e = j->e;
     const lb_config *c = &e->m->cfg;
-    int hd = c->head_dim, t = task / c->n_heads, h = task % c->n_heads;
+    int hd = c->head_dim, chunks = (c->n_heads + j->hpt - 1) / j->hpt;
+    int t = task / chunks, h0 = task % chunks * j->hpt;
+    int h1 = h0 + j->hpt < c->n_heads ? h0 + j->hpt : c->n_heads;
     for (int r = 0; r < j->n_runs; r++)
         if (t >= j->runs[r].t0 && t < j->runs[r].t0 + j->runs[r].n)
             return;
-    int kvh = h / (c->n_heads / c->n_kv_heads);
+    int group = c->n_heads / c->n_kv_heads, kv0 = h0 / group, kv1 = (h1 - 1) / group + 1;
     int seq = j->b->seq[t], pos = j->b->pos[t];
-    const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
-    float *scores = e->att_scores + (size_t)thread * e->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd), max = -INFINITY;
+    float *scores = e->att_scores + (size_t)thread * ATT_CHUNK_HEADS * (size_t)e->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd), max[ATT_CHUNK_HEADS];
     float *tmp = e->kv_f16 ? thread_rows(e, thread) : NULL;
+    for (int h = h0; h < h1; h++)
+        max[h - h0] = -INFINITY;
+    /* keys: the slice of kv heads kv0..kv1-1 of each row */
     for (int p = 0; p <= pos; p++) {
-        const float *k = cached_row(e, e->k_cache, seq, j->layer, p, kvh, tmp);
-        scores[p] = lb_dot_f32(q, k, hd) * scale;
-        if (scores[p] > max)
-            max = scores[p];
+        const float *k = cached_slice(e, e->k_cache, seq, j->layer, p, kv0, kv1, tmp);
+        for (int h = h0; h < h1; h++) {
+            const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
+            float sc = lb_dot_f32(q, k + (size_t)(h / group - kv0) * hd, hd) * scale;
+            scores[(size_t)(h - h0) * e->n_ctx + p] = sc;
+            if (sc > max[h - h0])
+                max[h - h0] = sc;
+        }
     }
-    float sum = 0;
-    for (int p = 0; p <= pos; p++) {
-        scores[p] = expf(scores[p] - max);
-        sum += scores[p];
+    float inv_sum[ATT_CHUNK_HEADS];
+    for (int h = h0; h < h1; h++) {
+        float *sh = scores + (size_t)(h - h0) * e->n_ctx, sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            sh[p] = expf(sh[p] - max[h - h0]);
+            sum += sh[p];
+        }
+        inv_sum[h - h0] = 1.0f / sum;
+        memset(e->att + ((size_t)t * c->n_heads + h) * hd, 0, (size_t)hd * sizeof(float));
     }
-    float *restrict out = e->att + ((size_t)t * c->n_heads + h) * hd;
-    memset(out, 0, (size_t)hd * sizeof(float));
-    float inv_sum = 1.0f / sum;
     for (int p = 0; p <= pos; p++) {
-        const float *restrict v = cached_row(e, e->v_cache, seq, j->layer, p, kvh, tmp);
-        float w = scores[p] * inv_sum;
-        for (int i = 0; i < hd; i++)
-            out[i] += w * v[i];
+        const float *v = cached_slice(e, e->v_cache, seq, j->layer, p, kv0, kv1, tmp);
+        for (int h = h0; h < h1; h++) {
+            float *restrict out = e->att + ((size_t)t * c->n_heads + h) * hd;
+            const float *restrict vh = v + (size_t)(h / group - kv0) * hd;
+            float w = scores[(size_t)(h - h0) * e->n_ctx + p] * inv_sum[h - h0];
+            for (int i = 0; i < hd; i++)
+                out[i] += w * vh[i];
+        }
     }
 }
 
@@ -484,21 +532,20 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
         e->att_run = lb_malloc(threads * (size_t)(hd + RUN_QUERIES) * (size_t)ldk *
                                sizeof(float));
         e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
-        e->kv_rows = e->kv_f16 ? lb_malloc(threads * 2 * (size_t)ldk * (size_t)hd *
-                                           sizeof(float))
-                               : NULL;
         e->att_run_ldk = ldk;
+        e->kv_rows = e->kv_f16 ? lb_malloc(threads * kv_rows_per_thread(e) * sizeof(float))
+                               : NULL;
     }
     if (n_runs) {
         run_job rj = {e, layer, runs, ldk};
         lb_pool_run(e->pool, n_runs * n_heads, run_task, &rj);
     }
-    attn_job job = {e, layer, b, runs, n_runs};
     int n_single = b->n;
     for (int r = 0; r < n_runs; r++)
         n_single -= runs[r].n;
+    attn_job job = {e, layer, b, runs, n_runs, heads_per_task(e, n_single > 0 ? n_single : 1)};
     if (n_single > 0)
-        lb_pool_run(e->pool, b->n * n_heads, attention_task, &job);
+        lb_pool_run(e->pool, b->n * ((n_heads + job.hpt - 1) / job.hpt), attention_task, &job);
     free(runs);
 }
 

@@ -324,12 +324,20 @@ static void matmul_task(void *ctx, int task, int thread)
     }
 }
 
-static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y,
-                        const lb_kernel_set *k);
+static void matmul_with(lb_pool *pool, int count, const lb_tensor *const *w, const float *x,
+                        int n, float *const *y, const lb_kernel_set *k);
 
 void lb_matmul(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y)
 {
-    matmul_with(pool, w, x, n, y, lb_kernels_current());
+    matmul_with(pool, 1, &w, x, n, &y, lb_kernels_current());
+}
+
+void lb_matmul_multi(lb_pool *pool, int count, const lb_tensor *const *w, const float *x, int n,
+                     float *const *y)
+{
+    for (int i = 0; i < count; i += LB_MATMUL_MAX)
+        matmul_with(pool, count - i < LB_MATMUL_MAX ? count - i : LB_MATMUL_MAX, w + i, x, n,
+                    y + i, lb_kernels_current());
 }
 
 int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y,
@@ -344,68 +352,117 @@ int lb_matmul_level(lb_pool *pool, const lb_tensor *w, const float *x, int n, fl
                     y, (size_t)w->ne[1]);
         return 0;
     }
-    matmul_with(pool, w, x, n, y, k);
+    matmul_with(pool, 1, &w, x, n, &y, k);
     return 0;
 }
 
-static void matmul_with(lb_pool *pool, const lb_tensor *w, const float *x, int n, float *y,
-                        const lb_kernel_set *k)
+/* Sets up one weight's share of a multiply, all but its quantized activations. A Q8_0 / Q4_0
+ * weight always runs packed: a loaded model's weights were packed at load, any other
+ * tensor's are packed into *temporary for this call (the same integers in the same order, so
+ * the same result either way). */
+static void job_prepare(matmul_job *job, const lb_tensor *w, const float *x, int n, float *y,
+                        const lb_kernel_set *k, int threads, lb_packed **temporary)
 {
     const lb_type_traits *tr = lb_type_traits_of(w->type);
-    int64_t out = w->ne[1];
-    int threads = lb_pool_size(pool);
-    /* Enough tasks to balance across threads, few enough that each amortizes its dispatch. */
-    int64_t per = out / ((int64_t)threads * 8);
+    const lb_packed *packed = NULL;
+    *temporary = NULL;
+    if (lb_repack_supported(w) && !(packed = lb_tensor_packed(w)))
+        packed = *temporary = lb_repack(w);
+    /* Enough tasks to balance across threads, few enough that each amortizes its dispatch;
+     * whole 4-row tiles of the F32 kernels, whole groups of packed rows. */
+    int64_t per = w->ne[1] / ((int64_t)threads * 8);
     if (per < 4)
         per = 4;
-    /* GGUF Q8_0 / Q4_0 always run packed: a loaded model's weights were packed at load, any
-     * other tensor's are packed here for this call (the same integers and order, so the same
-     * result either way). */
-    const lb_packed *packed = NULL;
-    lb_packed *temporary = NULL;
-    if (lb_repack_supported(w) && !(packed = lb_tensor_packed(w)))
-        packed = temporary = lb_repack(w);
-    /* whole 4-row tiles of the F32 kernels, whole groups of packed rows */
     int unit = packed ? LB_PACK_ROWS : 4;
     per = (per + unit - 1) / unit * unit;
-    matmul_job job = {w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
-                      0, 0, 0, 0, 0, 0, 0};
+    *job = (matmul_job){w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
+                        0, 0, 0, 0, 0, 0, 0};
     if (w->type == LB_TYPE_F32 && !w->qlayout)
-        job.gemm = k->gemm_f32;
-    int8_t *xq = NULL;
-    float *xd = NULL;
-    int32_t *xsum = NULL;
+        job->gemm = k->gemm_f32;
     /* Batches smaller than a tile (decode) run the per-token kernels: a lane of the tile's
      * combination is the per-token loop, so a token's result is the same either way. Packed
      * GGUF blocks keep their activations token by token (as their kernels read them). */
-    job.lanes = n >= LB_QTILE && !packed ? LB_QTILE : 1;
+    job->lanes = n >= LB_QTILE && !packed ? LB_QTILE : 1;
     if (packed) {
-        job.packed = packed;
-        job.pdot = w->type == LB_TYPE_Q8_0 ? k->pdot_q8_0 : k->pdot_q4_0;
+        job->packed = packed;
+        job->pdot = w->type == LB_TYPE_Q8_0 ? k->pdot_q8_0 : k->pdot_q4_0;
     }
-    if (w->qlayout || packed) {
-        const lb_qlayout *L = w->qlayout;
-        /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
-        size_t tiles = (size_t)(n > 0 ? (n + job.lanes - 1) / job.lanes : 1);
-        size_t nb = (size_t)(L ? L->n_blocks : (int)(w->ne[0] / 32)) * tiles * (size_t)job.lanes;
-        if (n % job.lanes) {   /* a padded tile */
-            xq = lb_calloc(nb, 32);
-            xd = lb_calloc(nb, sizeof(float));
-            xsum = lb_calloc(nb, sizeof(int32_t));
-        } else {
-            xq = lb_malloc(nb * 32);
-            xd = lb_malloc(nb * sizeof(float));
-            xsum = lb_malloc(nb * sizeof(int32_t));
+    const lb_qlayout *L = w->qlayout;
+    if (L)
+        job->qtile = job->lanes > 1 ? k->qdot_tile[L->bits] : k->qdot_blocks[L->bits];
+}
+
+/* Quantizes the job's activations into buffers it then owns. */
+static void job_quantize(lb_pool *pool, matmul_job *job)
+{
+    const lb_qlayout *L = job->w->qlayout;
+    int n = job->n;
+    /* Whole tiles: the padding tokens' activations are zeros, their outputs dropped. */
+    size_t tiles = (size_t)(n > 0 ? (n + job->lanes - 1) / job->lanes : 1);
+    size_t nb = (size_t)(L ? L->n_blocks : (int)(job->w->ne[0] / 32)) * tiles * (size_t)job->lanes;
+    bool padded = n % job->lanes != 0;
+    job->xq = padded ? lb_calloc(nb, 32) : lb_malloc(nb * 32);
+    job->xd = padded ? lb_calloc(nb, sizeof(float)) : lb_malloc(nb * sizeof(float));
+    job->xsum = padded ? lb_calloc(nb, sizeof(int32_t)) : lb_malloc(nb * sizeof(int32_t));
+    lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, job);
+}
+
+/* Packed GGUF weights of the same width read the same activations. */
+static bool same_activations(const matmul_job *a, const matmul_job *b)
+{
+    return a->packed && b->packed && a->w->ne[0] == b->w->ne[0];
+}
+
+/* Several weights' jobs run as one: task t belongs to the job whose range holds it. */
+typedef struct {
+    const matmul_job *jobs;
+    int count;
+    int first[LB_MATMUL_MAX + 1];   /* first task of each job; first[count]: all tasks */
+} multi_job;
+
+static void multi_task(void *ctx, int task, int thread)
+{
+    const multi_job *mj = ctx;
+    int i = 0;
+    while (task >= mj->first[i + 1])
+        i++;
+    matmul_task((void *)&mj->jobs[i], task - mj->first[i], thread);
+}
+
+static void matmul_with(lb_pool *pool, int count, const lb_tensor *const *w, const float *x,
+                        int n, float *const *y, const lb_kernel_set *k)
+{
+    matmul_job jobs[LB_MATMUL_MAX];
+    lb_packed *temporary[LB_MATMUL_MAX];
+    bool owner[LB_MATMUL_MAX] = {false};
+    multi_job mj = {jobs, count, {0}};
+    for (int i = 0; i < count; i++) {
+        job_prepare(&jobs[i], w[i], x, n, y[i], k, lb_pool_size(pool), &temporary[i]);
+        if (w[i]->qlayout || jobs[i].packed) {
+            int from = -1;
+            for (int j = 0; j < i && from < 0; j++)
+                if (owner[j] && same_activations(&jobs[j], &jobs[i]))
+                    from = j;
+            if (from >= 0) {
+                jobs[i].xq = jobs[from].xq;
+                jobs[i].xd = jobs[from].xd;
+                jobs[i].xsum = jobs[from].xsum;
+            } else {
+                job_quantize(pool, &jobs[i]);
+                owner[i] = true;
+            }
         }
-        job.xq = xq;
-        job.xd = xd;
-        job.xsum = xsum;
-        job.qtile = !L ? NULL : job.lanes > 1 ? k->qdot_tile[L->bits] : k->qdot_blocks[L->bits];
-        lb_pool_run(pool, (n + QUANT_TOKENS - 1) / QUANT_TOKENS, quantize_task, &job);
+        int64_t out = w[i]->ne[1];
+        mj.first[i + 1] = mj.first[i] + (int)((out + jobs[i].rows_per_task - 1) /
+                                              jobs[i].rows_per_task);
     }
-    lb_pool_run(pool, (int)((out + per - 1) / per), matmul_task, &job);
-    free(temporary);
-    free(xq);
-    free(xd);
-    free(xsum);
+    lb_pool_run(pool, mj.first[count], multi_task, &mj);
+    for (int i = 0; i < count; i++) {
+        free(temporary[i]);
+        if (owner[i]) {
+            free(jobs[i].xq);
+            free(jobs[i].xd);
+            free(jobs[i].xsum);
+        }
+    }
 }
