@@ -382,6 +382,69 @@ static void test_gguf_int(lb_rng *rng)
     }
 }
 
+/* lb_matmul_multi gives each weight exactly lb_matmul's result: packed GGUF weights of one
+ * width sharing their activations (two Q8_0 of different heights, a Q4_0), an F32 and a
+ * lowbit 4-bit weight beside them, more weights than one job holds, 1 and 7 tokens. */
+static void test_matmul_multi(lb_rng *rng)
+{
+    enum { COLS = 96, COUNT = 6 };
+    const int types[COUNT] = {LB_TYPE_Q8_0, LB_TYPE_Q4_0, LB_TYPE_F32, LB_TYPE_LBQ4,
+                              LB_TYPE_Q8_0, LB_TYPE_Q4_0};
+    const int rows[COUNT] = {37, 16, 8, 20, 5, 33};
+    lb_tensor t[COUNT];
+    const lb_tensor *ws[COUNT];
+    float *ys[COUNT], *single[COUNT];
+    lb_qlayout *L = NULL;
+    float *x = malloc(7 * COLS * sizeof(float));
+    for (int i = 0; i < 7 * COLS; i++)
+        x[i] = lb_rng_normal(rng);
+    for (int i = 0; i < COUNT; i++) {
+        float *W = malloc((size_t)rows[i] * COLS * sizeof(float));
+        for (int j = 0; j < rows[i] * COLS; j++)
+            W[j] = lb_rng_normal(rng) * 0.05f;
+        t[i] = (lb_tensor){.type = types[i], .n_dims = 2, .ne = {COLS, rows[i], 1, 1}};
+        if (types[i] == LB_TYPE_LBQ4) {
+            lb_qweight qw;
+            lb_error err;
+            lb_qweight_rtn(W, rows[i], COLS, 4, 32, false, &qw);
+            L = lb_qlayout_create(rows[i], COLS, 4, qw.group_size, qw.n_groups, true, false, NULL,
+                                  &err);
+            t[i].data = malloc((size_t)rows[i] * L->row_bytes);
+            t[i].qlayout = L;
+            lb_qweight_pack(&qw, L, t[i].data);
+            lb_qweight_free(&qw);
+        } else {
+            const lb_type_traits *tr = lb_type_traits_of(types[i]);
+            size_t rb = lb_row_bytes(types[i], COLS);
+            t[i].data = malloc((size_t)rows[i] * rb);
+            for (int r = 0; r < rows[i]; r++)
+                tr->from_float(W + (size_t)r * COLS, (char *)t[i].data + (size_t)r * rb, COLS);
+        }
+        free(W);
+        ws[i] = &t[i];
+        ys[i] = malloc(7 * (size_t)rows[i] * sizeof(float));
+        single[i] = malloc(7 * (size_t)rows[i] * sizeof(float));
+    }
+    lb_pool *pool = lb_pool_create(2);
+    for (int n = 1; n <= 7; n += 6) {
+        for (int i = 0; i < COUNT; i++)
+            lb_matmul(pool, ws[i], x, n, single[i]);
+        lb_matmul_multi(pool, COUNT, ws, x, n, ys);
+        for (int i = 0; i < COUNT; i++)
+            CHECK(memcmp(ys[i], single[i], (size_t)n * rows[i] * sizeof(float)) == 0,
+                  "multi, %d token(s): weight %d (%s) differs from its lb_matmul", n, i,
+                  lb_type_name(types[i]));
+    }
+    lb_pool_free(pool);
+    for (int i = 0; i < COUNT; i++) {
+        free(t[i].data);
+        free(ys[i]);
+        free(single[i]);
+    }
+    free(L);   /* one allocation, as lb_model_own keeps it */
+    free(x);
+}
+
 static void test_bad_layouts(void)
 {
     lb_error err;
@@ -407,6 +470,7 @@ int main(void)
     test_tile_dots(&rng);
     test_matmul();
     test_gguf_int(&rng);
+    test_matmul_multi(&rng);
     test_bad_layouts();
     return check_finish("test_quant_kernels");
 }
