@@ -12,10 +12,11 @@ struct lb_engine {
     lb_pool *pool;
     int n_ctx, n_seq;
     int kv_dim;
-    void *k_cache, *v_cache;   /* [n_seq][n_layers][n_ctx][kv_dim] of float or fp16 */
+    void *k_cache, *v_cache;   /* [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] of float or
+                                * fp16 */
     bool kv_f16;               /* LB_KV_F16 */
-    float *kv_rows;            /* F16 caches, per thread: 2 * att_run_ldk head rows and one
-                                * kv_dim row, expanded to fp32 for the attention kernels */
+    float *kv_rows;            /* F16 caches, per thread: 2 * att_run_ldk head rows (at
+                                * least KV_BLOCK) expanded to fp32 for the attention kernels */
     float *rope_freqs;         /* [head_dim / 2] */
     /* Scratch for a batch of up to cap tokens. */
     int cap;
@@ -32,11 +33,14 @@ struct lb_engine {
     bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
-/* Index of the first element of the KV cache row (sequence, layer, position). */
-static inline size_t kv_index(const lb_engine *e, int seq, int layer, int pos)
+/* Index of the first element of kv head kvh's cached row at (sequence, layer, position). A
+ * head's rows are consecutive positions, so attention streams through them. */
+static inline size_t kv_index(const lb_engine *e, int seq, int layer, int kvh, int pos)
 {
-    size_t slot = ((size_t)seq * (size_t)e->m->cfg.n_layers + (size_t)layer) * (size_t)e->n_ctx;
-    return (slot + (size_t)pos) * (size_t)e->kv_dim;
+    const lb_config *c = &e->m->cfg;
+    size_t head = ((size_t)seq * (size_t)c->n_layers + (size_t)layer) * (size_t)c->n_kv_heads +
+                  (size_t)kvh;
+    return (head * (size_t)e->n_ctx + (size_t)pos) * (size_t)c->head_dim;
 }
 
 /* ops.c: building blocks over n rows of width dim. */

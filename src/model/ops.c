@@ -111,44 +111,39 @@ typedef struct {
     int hpt;                /* query heads per task of the token path */
 } attn_job;
 
-/* Kv heads kv0..kv1-1 of a cached key or value row, as fp32: in place for an F32 cache,
- * expanded into tmp for an F16 one. */
-static inline const float *cached_slice(const lb_engine *e, const void *cache, int seq,
-                                        int layer, int pos, int kv0, int kv1, float *tmp)
+/* Positions of one head's cached keys or values expanded at a time by the token path. */
+#define KV_BLOCK 64
+
+/* Rows p0..p0+n-1 of kv head kvh's cached keys or values (consecutive in the cache), as fp32:
+ * in place for an F32 cache, expanded into tmp[n · head_dim] for an F16 one. */
+static inline const float *cached_rows(const lb_engine *e, const void *cache, int seq,
+                                       int layer, int kvh, int p0, int n, float *tmp)
 {
     int hd = e->m->cfg.head_dim;
-    size_t i = kv_index(e, seq, layer, pos) + (size_t)kv0 * (size_t)hd;
+    size_t i = kv_index(e, seq, layer, kvh, p0);
     if (!e->kv_f16)
         return (const float *)cache + i;
-    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, (int64_t)(kv1 - kv0) * hd);
+    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, (int64_t)n * hd);
     return tmp;
 }
 
-/* Head kvh's slice of a cached key or value row (see cached_slice). */
-static inline const float *cached_row(const lb_engine *e, const void *cache, int seq, int layer,
-                                      int pos, int kvh, float *tmp)
-{
-    return cached_slice(e, cache, seq, layer, pos, kvh, kvh + 1, tmp);
-}
-
-/* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows, then
- * the token path's one row of kv_dim. */
+/* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows, or
+ * the token path's KV_BLOCK. */
 static inline size_t kv_rows_per_thread(const lb_engine *e)
 {
-    return 2 * (size_t)e->att_run_ldk * (size_t)e->m->cfg.head_dim + (size_t)e->kv_dim;
+    int ldk = e->att_run_ldk > KV_BLOCK / 2 ? e->att_run_ldk : KV_BLOCK / 2;
+    return 2 * (size_t)ldk * (size_t)e->m->cfg.head_dim;
 }
 
-/* This thread's room for expanded F16 rows (see lb_engine.kv_rows): 2 · att_run_ldk head rows
- * for the blocked path, or one kv_dim row slice for the token path. */
+/* This thread's room for expanded F16 rows (see lb_engine.kv_rows). */
 static inline float *thread_rows(const lb_engine *e, int thread)
 {
     return e->kv_rows + (size_t)thread * kv_rows_per_thread(e);
 }
 
-/* The token path's query heads per task: consecutive heads share a contiguous slice of each
- * cached row, so a task streams through the cache position by position instead of striding
- * across it head by head. A batch of few tokens splits its heads into enough tasks for the
- * threads; at most ATT_CHUNK_HEADS per task (the scores scratch holds that many). */
+/* The token path's query heads per task: several heads per task, so that a batch of few
+ * tokens still makes enough tasks for the threads without each reading only a sliver of the
+ * cache; at most ATT_CHUNK_HEADS (the scores scratch holds that many). */
 static int heads_per_task(const lb_engine *e, int n_tokens)
 {
     int n_heads = e->m->cfg.n_heads, threads = lb_pool_size(e->pool);
@@ -161,8 +156,9 @@ static int heads_per_task(const lb_engine *e, int n_tokens)
 }
 
 /* Token t's query heads h0..h1-1 against every cached position of its sequence. Each head's
- * arithmetic is the one-head loop's (dot, softmax, weighted sum in position order); only the
- * loops are turned so that each position's keys, then values, are read once for all heads. */
+ * arithmetic is the one-head loop's (dot, softmax, weighted sum in position order); the
+ * loops only run over each kv head's keys, then values, in blocks of consecutive positions,
+ * read once for all the query heads that share them. */
 static void attention_task(void *ctx, int task, int thread)
 {
     const attn_job *j = ctx;
@@ -174,25 +170,30 @@ static void attention_task(void *ctx, int task, int thread)
     for (int r = 0; r < j->n_runs; r++)
         if (t >= j->runs[r].t0 && t < j->runs[r].t0 + j->runs[r].n)
             return;
-    int group = c->n_heads / c->n_kv_heads, kv0 = h0 / group, kv1 = (h1 - 1) / group + 1;
+    int group = c->n_heads / c->n_kv_heads;
     int seq = j->b->seq[t], pos = j->b->pos[t];
     float *scores = e->att_scores + (size_t)thread * ATT_CHUNK_HEADS * (size_t)e->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd), max[ATT_CHUNK_HEADS];
+    float scale = 1.0f / sqrtf((float)hd), max[ATT_CHUNK_HEADS], inv_sum[ATT_CHUNK_HEADS];
     float *tmp = e->kv_f16 ? thread_rows(e, thread) : NULL;
     for (int h = h0; h < h1; h++)
         max[h - h0] = -INFINITY;
-    /* keys: the slice of kv heads kv0..kv1-1 of each row */
-    for (int p = 0; p <= pos; p++) {
-        const float *k = cached_slice(e, e->k_cache, seq, j->layer, p, kv0, kv1, tmp);
-        for (int h = h0; h < h1; h++) {
-            const float *q = e->q + ((size_t)t * c->n_heads + h) * hd;
-            float sc = lb_dot_f32(q, k + (size_t)(h / group - kv0) * hd, hd) * scale;
-            scores[(size_t)(h - h0) * e->n_ctx + p] = sc;
-            if (sc > max[h - h0])
-                max[h - h0] = sc;
+    for (int h = h0; h < h1;) {   /* the query heads of one kv head at a time */
+        int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
+        for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
+            int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
+            const float *k = cached_rows(e, e->k_cache, seq, j->layer, kvh, p0, np, tmp);
+            for (int g = h; g < hn; g++) {
+                const float *q = e->q + ((size_t)t * c->n_heads + g) * hd;
+                float *sg = scores + (size_t)(g - h0) * e->n_ctx;
+                for (int i = 0; i < np; i++) {
+                    sg[p0 + i] = lb_dot_f32(q, k + (size_t)i * hd, hd) * scale;
+                    if (sg[p0 + i] > max[g - h0])
+                        max[g - h0] = sg[p0 + i];
+                }
+            }
         }
+        h = hn;
     }
-    float inv_sum[ATT_CHUNK_HEADS];
     for (int h = h0; h < h1; h++) {
         float *sh = scores + (size_t)(h - h0) * e->n_ctx, sum = 0;
         for (int p = 0; p <= pos; p++) {
@@ -202,15 +203,23 @@ static void attention_task(void *ctx, int task, int thread)
         inv_sum[h - h0] = 1.0f / sum;
         memset(e->att + ((size_t)t * c->n_heads + h) * hd, 0, (size_t)hd * sizeof(float));
     }
-    for (int p = 0; p <= pos; p++) {
-        const float *v = cached_slice(e, e->v_cache, seq, j->layer, p, kv0, kv1, tmp);
-        for (int h = h0; h < h1; h++) {
-            float *restrict out = e->att + ((size_t)t * c->n_heads + h) * hd;
-            const float *restrict vh = v + (size_t)(h / group - kv0) * hd;
-            float w = scores[(size_t)(h - h0) * e->n_ctx + p] * inv_sum[h - h0];
-            for (int i = 0; i < hd; i++)
-                out[i] += w * vh[i];
+    for (int h = h0; h < h1;) {
+        int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
+        for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
+            int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
+            const float *v = cached_rows(e, e->v_cache, seq, j->layer, kvh, p0, np, tmp);
+            for (int g = h; g < hn; g++) {
+                float *restrict out = e->att + ((size_t)t * c->n_heads + g) * hd;
+                const float *sg = scores + (size_t)(g - h0) * e->n_ctx;
+                for (int i = 0; i < np; i++) {
+                    const float *restrict vi = v + (size_t)i * hd;
+                    float w = sg[p0 + i] * inv_sum[g - h0];
+                    for (int d = 0; d < hd; d++)
+                        out[d] += w * vi[d];
+                }
+            }
         }
+        h = hn;
     }
 }
 
@@ -474,11 +483,12 @@ static void run_task(void *ctx, int task, int thread)
     const float **k_rows = e->att_rows + (size_t)thread * 2 * (size_t)j->ldk;
     const float **v_rows = k_rows + j->ldk;
     float *rows = e->kv_f16 ? thread_rows(e, thread) : NULL;
+    const float *k = cached_rows(e, e->k_cache, run->seq, j->layer, kvh, 0, np, rows);
+    const float *v = cached_rows(e, e->v_cache, run->seq, j->layer, kvh, 0, np,
+                                 rows ? rows + (size_t)j->ldk * hd : NULL);
     for (int p = 0; p < np; p++) {
-        float *kt = rows ? rows + (size_t)p * hd : NULL;
-        float *vt = rows ? rows + (size_t)(j->ldk + p) * hd : NULL;
-        k_rows[p] = cached_row(e, e->k_cache, run->seq, j->layer, p, kvh, kt);
-        v_rows[p] = cached_row(e, e->v_cache, run->seq, j->layer, p, kvh, vt);
+        k_rows[p] = k + (size_t)p * hd;
+        v_rows[p] = v + (size_t)p * hd;
     }
     size_t qd = (size_t)c->n_heads * hd;
     attend_run_head(e->q + (size_t)run->t0 * qd + (size_t)h * hd, qd, k_rows, v_rows, run->n,
@@ -486,15 +496,19 @@ static void run_task(void *ctx, int task, int thread)
                     e->att + (size_t)run->t0 * qd + (size_t)h * hd, qd);
 }
 
-/* Writes row t of src (kv_dim floats) into the cache at its sequence and position. */
+/* Writes one token's keys or values (kv_dim floats, head after head) into the cache at its
+ * sequence and position: each head's slice into that head's rows. */
 static void cache_store(lb_engine *e, void *cache, const float *src, int seq, int layer, int pos)
 {
-    size_t i = kv_index(e, seq, layer, pos);
-    if (!e->kv_f16) {
-        memcpy((float *)cache + i, src, (size_t)e->kv_dim * sizeof(float));
-        return;
+    int hd = e->m->cfg.head_dim;
+    for (int kvh = 0; kvh < e->m->cfg.n_kv_heads; kvh++) {
+        size_t i = kv_index(e, seq, layer, kvh, pos);
+        const float *head = src + (size_t)kvh * hd;
+        if (e->kv_f16)
+            lb_fp32_row_to_fp16(head, (uint16_t *)cache + i, hd);
+        else
+            memcpy((float *)cache + i, head, (size_t)hd * sizeof(float));
     }
-    lb_fp32_row_to_fp16(src, (uint16_t *)cache + i, e->kv_dim);
 }
 
 void op_attention(lb_engine *e, int layer, const lb_batch *b)
