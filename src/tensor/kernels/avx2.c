@@ -295,28 +295,30 @@ AVX2 static void qtile8(const uint8_t *codes, const int8_t *xq, int nb, int32_t 
 /* Q4_0: eight rows' dots of one block, the nibbles unsigned (0..15) and the block then less
  * 8 times the activations' sum. The int16 pair sums of all eight words cannot overflow:
  * 8 · 2 · 15 · 127 = 30,480. */
-AVX2 static inline __m256i q4_0_dots(const __m256i w[8], const int8_t *x, int32_t sum)
+/* Activation bytes 4g..4g+3 in every lane, broadcast straight from memory. */
+AVX2 static inline __m256i word256(const int8_t *x, int g)
 {
-    int32_t word[8];
-    memcpy(word, x, sizeof word);
-    __m256i p = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(word[0]));
+    return _mm256_broadcastd_epi32(_mm_loadu_si32(x + 4 * g));
+}
+
+AVX2 static inline __m256i q4_0_dots(const __m256i w[8], const int8_t *x, const int32_t *sum)
+{
+    __m256i p = _mm256_maddubs_epi16(w[0], word256(x, 0));
     for (int g = 1; g < 8; g++)
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], _mm256_set1_epi32(word[g])));
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], word256(x, g)));
     return _mm256_sub_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)),
-                            _mm256_set1_epi32(8 * sum));
+                            _mm256_slli_epi32(_mm256_set1_epi32(*sum), 3));
 }
 
 /* Q8_0: the weights' signs move onto the activations (maddubs takes unsigned × signed), and
  * each word's pair sums (at most 2 · 128 · 127) widen to int32 before the next is added. */
 AVX2 static inline __m256i q8_0_dots(const uint8_t *chunks, const int8_t *x)
 {
-    int32_t word[8];
-    memcpy(word, x, sizeof word);
     __m256i acc = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
         __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g));
         __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w),
-                                         _mm256_sign_epi8(_mm256_set1_epi32(word[g]), w));
+                                         _mm256_sign_epi8(word256(x, g), w));
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
     }
     return acc;
@@ -346,7 +348,7 @@ pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
         for (int t = 0; t < nt; t++) {
             size_t at = (size_t)t * (size_t)nb + (size_t)b;
             const int8_t *x = xq + at * LB_QK;
-            __m256i dots = q4 ? q4_0_dots(w, x, xsum[at]) : q8_0_dots(chunks, x);
+            __m256i dots = q4 ? q4_0_dots(w, x, xsum + at) : q8_0_dots(chunks, x);
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xd[at])),
                                      _mm256_cvtepi32_ps(dots), acc[t]);
         }

@@ -143,17 +143,24 @@ AVX512 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x
  * 128, each block then less 8 or 128 times the activations' sum. Exact integers, the scalar
  * kernel's, then its one fused multiply-add per block. */
 
-/* Token t's int32 dots of one block: w[g] holds weights 4g..4g+3 of the sixteen rows. */
-AVX512 static inline __m512i block_dots(const __m512i w[8], const int8_t *x, int32_t offset)
+/* Activation bytes 4g..4g+3 in every lane, broadcast straight from memory. */
+AVX512 static inline __m512i word512(const int8_t *x, int g)
 {
-    int32_t word[8];
-    memcpy(word, x, sizeof word);
+    return _mm512_broadcastd_epi32(_mm_loadu_si32(x + 4 * g));
+}
+
+/* Token t's int32 dots of one block: w[g] holds weights 4g..4g+3 of the sixteen rows; the
+ * offset, bias times the activations' sum, is taken as the sum shifted left by log2(bias). */
+AVX512 static inline __m512i block_dots(const __m512i w[8], const int8_t *x, const int32_t *sum,
+                                        int shift)
+{
     __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
     for (int g = 0; g < 4; g++) {   /* two chains, to halve the latency */
-        lo = _mm512_dpbusd_epi32(lo, w[g], _mm512_set1_epi32(word[g]));
-        hi = _mm512_dpbusd_epi32(hi, w[g + 4], _mm512_set1_epi32(word[g + 4]));
+        lo = _mm512_dpbusd_epi32(lo, w[g], word512(x, g));
+        hi = _mm512_dpbusd_epi32(hi, w[g + 4], word512(x, g + 4));
     }
-    return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), _mm512_set1_epi32(offset));
+    __m512i offset = _mm512_slli_epi32(_mm512_set1_epi32(*sum), (unsigned)shift);
+    return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), offset);
 }
 
 /* nt tokens (a constant where inlined, so the accumulators stay in registers). */
@@ -162,7 +169,7 @@ pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
             const int32_t *xsum, const int nt, const bool q4, float *y)
 {
     const size_t block_bytes = LB_PACK_ROWS * (2 + (q4 ? LB_QK / 2 : LB_QK));
-    const int32_t bias = q4 ? 8 : 128;
+    const int shift = q4 ? 3 : 7;   /* bias 8 or 128 */
     __m512 acc[LB_PTILE];
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
@@ -184,7 +191,7 @@ pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
         }
         for (int t = 0; t < nt; t++) {
             size_t at = (size_t)t * (size_t)nb + (size_t)b;
-            __m512i dots = block_dots(w, xq + at * LB_QK, bias * xsum[at]);
+            __m512i dots = block_dots(w, xq + at * LB_QK, xsum + at, shift);
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[at])),
                                      _mm512_cvtepi32_ps(dots), acc[t]);
         }
