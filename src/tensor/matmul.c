@@ -52,6 +52,9 @@ typedef struct {
 #define TOKEN_TILE 8
 /* F32 weights: a multiple of the AVX2 tile's three tokens and the AVX-512 tile's six. */
 #define F32_TOKEN_TILE 12
+/* F32 weights: the rows all of a batch's token tiles go over before the next rows, sized to
+ * stay in a core's L2 cache. */
+#define F32_SLICE_BYTES (256 * 1024)
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
@@ -292,11 +295,19 @@ static void matmul_task(void *ctx, int task, int thread)
         return;
     }
     if (j->gemm) {
-        const float *w = (const float *)(const void *)base + (size_t)r0 * (size_t)in;
-        for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
-            int nt = j->n - t0 < F32_TOKEN_TILE ? j->n - t0 : F32_TOKEN_TILE;
-            j->gemm(w, (size_t)in, (int)(r1 - r0), j->x + (size_t)t0 * (size_t)in, (size_t)in,
-                    nt, in, j->y + (size_t)t0 * (size_t)out + (size_t)r0, (size_t)out);
+        /* Rows a slice at a time, every token tile over each slice while it is in cache: a
+         * task of many rows (the output head) would otherwise stream its rows from memory
+         * once per tile. */
+        int64_t slice = F32_SLICE_BYTES / ((int64_t)in * (int64_t)sizeof(float));
+        slice = slice < 4 ? 4 : slice / 4 * 4;
+        for (int64_t s0 = r0; s0 < r1; s0 += slice) {
+            int rows = (int)(r1 - s0 < slice ? r1 - s0 : slice);
+            const float *w = (const float *)(const void *)base + (size_t)s0 * (size_t)in;
+            for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
+                int nt = j->n - t0 < F32_TOKEN_TILE ? j->n - t0 : F32_TOKEN_TILE;
+                j->gemm(w, (size_t)in, rows, j->x + (size_t)t0 * (size_t)in, (size_t)in, nt, in,
+                        j->y + (size_t)t0 * (size_t)out + (size_t)s0, (size_t)out);
+            }
         }
         return;
     }

@@ -74,6 +74,9 @@ AVX512 static inline float f32_finish16(__m512 acc, const float *w, const float 
     return s;
 }
 
+/* Bytes ahead of the weights being multiplied that the wider tiles prefetch. */
+#define PREFETCH_AHEAD 1024
+
 #define GEMM_TILE16(name, R, T)                                                              \
     AVX512 static void name(const float *w, size_t ldw, const float *x, size_t ldx, int64_t n, \
                             float *y, size_t ldy)                                             \
@@ -89,6 +92,9 @@ AVX512 static inline float f32_finish16(__m512 acc, const float *w, const float 
                 xv[t] = _mm512_loadu_ps(x + (size_t)t * ldx + i);                             \
             for (int r = 0; r < (R); r++) {                                                   \
                 __m512 wv = _mm512_loadu_ps(w + (size_t)r * ldw + i);                         \
+                if ((T) > 1) /* compute-heavy tiles fetch their rows ahead themselves */      \
+                    _mm_prefetch((const char *)(w + (size_t)r * ldw + i) + PREFETCH_AHEAD,     \
+                                 _MM_HINT_T0);                                                \
                 for (int t = 0; t < (T); t++)                                                 \
                     acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);                        \
             }                                                                                 \
