@@ -263,19 +263,27 @@ static void packed_task(const matmul_job *j, int64_t r0, int64_t r1)
     const lb_packed *P = j->packed;
     int64_t out = j->w->ne[1], nb = P->n_blocks;
     float part[LB_PTILE * LB_PACK_ROWS];
-    for (int t0 = 0; t0 < j->n; t0 += TOKEN_TILE) {
-        int t1 = t0 + TOKEN_TILE < j->n ? t0 + TOKEN_TILE : j->n;
-        for (int64_t g = r0 / LB_PACK_ROWS; g * LB_PACK_ROWS < r1; g++) {
-            int64_t row0 = g * LB_PACK_ROWS;
-            size_t rows = (size_t)(out - row0 < LB_PACK_ROWS ? out - row0 : LB_PACK_ROWS);
-            for (int t = t0; t < t1; t += LB_PTILE) {
-                int nt = t1 - t < LB_PTILE ? t1 - t : LB_PTILE;
-                size_t at = (size_t)t * (size_t)nb;
-                j->pdot(lb_packed_block(P, g, 0), nb, j->xq + at * 32, j->xd + at, j->xsum + at,
-                        nt, part);
-                for (int i = 0; i < nt; i++)
-                    memcpy(j->y + (size_t)(t + i) * (size_t)out + (size_t)row0,
-                           part + i * LB_PACK_ROWS, rows * sizeof(float));
+    /* Groups a slice at a time under every token tile, as for F32 rows (half the size: the
+     * activations of a tile are larger next to packed weights). */
+    int64_t slice = (int64_t)(F32_SLICE_BYTES / 2 / P->group_bytes);
+    slice = slice < 1 ? 1 : slice;
+    int64_t g1 = (r1 + LB_PACK_ROWS - 1) / LB_PACK_ROWS;
+    for (int64_t s0 = r0 / LB_PACK_ROWS; s0 < g1; s0 += slice) {
+        int64_t s1 = s0 + slice < g1 ? s0 + slice : g1;
+        for (int t0 = 0; t0 < j->n; t0 += TOKEN_TILE) {
+            int t1 = t0 + TOKEN_TILE < j->n ? t0 + TOKEN_TILE : j->n;
+            for (int64_t g = s0; g < s1; g++) {
+                int64_t row0 = g * LB_PACK_ROWS;
+                size_t rows = (size_t)(out - row0 < LB_PACK_ROWS ? out - row0 : LB_PACK_ROWS);
+                for (int t = t0; t < t1; t += LB_PTILE) {
+                    int nt = t1 - t < LB_PTILE ? t1 - t : LB_PTILE;
+                    size_t at = (size_t)t * (size_t)nb;
+                    j->pdot(lb_packed_block(P, g, 0), nb, j->xq + at * 32, j->xd + at,
+                            j->xsum + at, nt, part);
+                    for (int i = 0; i < nt; i++)
+                        memcpy(j->y + (size_t)(t + i) * (size_t)out + (size_t)row0,
+                               part + i * LB_PACK_ROWS, rows * sizeof(float));
+                }
             }
         }
     }
