@@ -1,9 +1,9 @@
 /* Load-time packing of a model's GGUF Q8_0 / Q4_0 linear weights into the kernels' sixteen-
  * row layout (tensor/repack.h). The packed copy replaces the file's bytes for every matrix
  * multiply, so the pages of the mapped file it came from are handed back to the kernel: the
- * model's resident memory stays one copy of the weights. (The token embedding, read a row at a
- * time, keeps reading the mapped file; when it is also the output head, the pages of the rows
- * it reads come back on demand.) */
+ * model's resident memory stays one copy of the weights, at load too, tensor by tensor. (An
+ * output head tied to the token embedding is packed as well; the embedding, read a row at a
+ * time, keeps reading the mapped file, whose pages come back for the rows it reads.) */
 #include "model/model.h"
 #include "tensor/repack.h"
 
@@ -30,15 +30,29 @@ static void release_pages(const lb_model *m, const void *p, size_t n)
     }
 }
 
+/* Source bytes packed between two hand-backs of pages. */
+#define PACK_STEP (2u << 20)
+
 static void pack(lb_model *m, lb_tensor *t)
 {
     if (!t || t->packed || !lb_repack_supported(t))
         return;
-    lb_packed *p = lb_repack(t);
+    lb_packed *p = lb_repack_begin(t);
     lb_model_own(m, p);
+    /* A few MiB at a time, each step's pages handed back (from the tensor's start, so that a
+     * page across two steps goes with the second): the file's copy and the packed one are
+     * never both resident beyond a step. */
+    size_t group_src = (size_t)LB_PACK_ROWS * lb_row_bytes(t->type, t->ne[0]);
+    int64_t groups = (t->ne[1] + LB_PACK_ROWS - 1) / LB_PACK_ROWS;
+    int64_t step = (int64_t)(PACK_STEP / group_src) + 1;
+    size_t bytes = lb_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1];
+    for (int64_t g = 0; g < groups; g += step) {
+        int64_t g1 = g + step < groups ? g + step : groups;
+        lb_repack_groups(p, g, g1);
+        size_t done = (size_t)g1 * group_src < bytes ? (size_t)g1 * group_src : bytes;
+        release_pages(m, t->data, g1 == groups ? bytes : done);
+    }
     t->packed = p;
-    if (t != m->tok_embd)
-        release_pages(m, t->data, lb_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1]);
 }
 
 void lb_model_repack(lb_model *m)

@@ -13,7 +13,7 @@ bool lb_repack_supported(const lb_tensor *t)
            t->ne[3] == 1;
 }
 
-lb_packed *lb_repack(const lb_tensor *t)
+lb_packed *lb_repack_begin(const lb_tensor *t)
 {
     if (!lb_repack_supported(t))
         return NULL;
@@ -28,13 +28,19 @@ lb_packed *lb_repack(const lb_tensor *t)
     uintptr_t data = ((uintptr_t)(p + 1) + 63) & ~(uintptr_t)63;
     *p = (lb_packed){t->data, t->type, rows, t->ne[0], nb, block_bytes,
                      (size_t)nb * block_bytes, (uint8_t *)data};
-    size_t row_bytes = (size_t)nb * (2 + payload);
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t b = 0; b < nb; b++) {
+    return p;
+}
+
+void lb_repack_groups(lb_packed *p, int64_t g0, int64_t g1)
+{
+    size_t payload = p->type == LB_TYPE_Q8_0 ? LB_QK : LB_QK / 2;
+    size_t row_bytes = (size_t)p->n_blocks * (2 + payload);
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t b = 0; b < p->n_blocks; b++) {
             uint8_t *dst = (uint8_t *)lb_packed_block(p, g, b);
-            memset(dst, 0, block_bytes);   /* padding rows: zero scale, zero codes */
-            for (int r = 0; r < LB_PACK_ROWS && g * LB_PACK_ROWS + r < rows; r++) {
-                const uint8_t *blk = (const uint8_t *)t->data +
+            memset(dst, 0, p->block_bytes);   /* padding rows: zero scale, zero codes */
+            for (int r = 0; r < LB_PACK_ROWS && g * LB_PACK_ROWS + r < p->rows; r++) {
+                const uint8_t *blk = (const uint8_t *)p->from +
                                      (size_t)(g * LB_PACK_ROWS + r) * row_bytes +
                                      (size_t)b * (2 + payload);
                 memcpy(dst + 2 * r, blk, 2);   /* the fp16 scale */
@@ -44,6 +50,13 @@ lb_packed *lb_repack(const lb_tensor *t)
                            blk + 2 + 4 * c, 4);
             }
         }
+}
+
+lb_packed *lb_repack(const lb_tensor *t)
+{
+    lb_packed *p = lb_repack_begin(t);
+    if (p)
+        lb_repack_groups(p, 0, (p->rows + LB_PACK_ROWS - 1) / LB_PACK_ROWS);
     return p;
 }
 

@@ -32,6 +32,10 @@ bool lb_repack_supported(const lb_tensor *t);
 /* The packed copy of a 2-D weight, one allocation (free() releases it); NULL when the type has
  * no packed layout. Aborts on allocation failure, like lb_malloc. */
 lb_packed *lb_repack(const lb_tensor *t);
+/* The same in steps, so a loader can hand back the source's pages as it goes: the allocation
+ * (NULL as above), then groups [g0, g1) of rows from the tensor's data. */
+lb_packed *lb_repack_begin(const lb_tensor *t);
+void lb_repack_groups(lb_packed *p, int64_t g0, int64_t g1);
 /* t's packed copy when it still describes t (same data, type and shape), else NULL: a tensor
  * whose data was replaced after load (quantized, set to fp32) or a view of some of its rows
  * does not use a stale copy. */
