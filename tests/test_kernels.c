@@ -193,6 +193,71 @@ static void test_packed_kernels(void)
                 }
 }
 
+/* Activations to int8 blocks: every level gives the scalar kernel's bytes, scales and sums, on
+ * random blocks of every magnitude and on the hard cases: halves exactly between two steps
+ * (a block whose step is 1, so x is the rounded value), the ±126.5 clamp, NaN, ±infinity,
+ * signed zeros, subnormals, the largest floats, an all-zero block. The scalar result is
+ * roundf(x / d) clamped to ±127. */
+static void test_quantize_q8(void)
+{
+    enum { NB = 64 };
+    const lb_kernel_set *levels[] = {lb_kernels_level("avx2"), lb_kernels_level("avx512")};
+    lb_rng rng;
+    lb_rng_seed(&rng, 21);
+    float *x = malloc(NB * 32 * sizeof(float));
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < 32; j++) {
+            float *v = &x[b * 32 + j];
+            int kind = b % 8;
+            if (kind == 0)        /* step 1: amax 127, every half between two integers */
+                *v = j == 0 ? 127.0f : (float)((int)(lb_rng_next(&rng) % 254) - 127) + 0.5f;
+            else if (kind == 1)   /* around the clamp and the halves, a unit in the last place off */
+                *v = j == 0 ? -127.0f
+                            : nextafterf((j % 2 ? 126.5f : -0.5f - (float)(j % 7)),
+                                         j % 3 ? INFINITY : -INFINITY);
+            else if (kind == 2)   /* the special values */
+                *v = (const float[]){NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-44f,
+                                     3.4e38f}[j % 8];
+            else if (kind == 3)   /* all zeros */
+                *v = b % 16 == 3 ? 0.0f : -0.0f;
+            else if (kind == 4)   /* NaNs beside finite values */
+                *v = j % 5 ? lb_rng_normal(&rng) : NAN;
+            else
+                *v = lb_rng_normal(&rng) * powf(10.0f, (float)(kind - 6) * 12.0f);
+        }
+    int8_t q[NB * 32], q2[NB * 32];
+    float d[NB], d2[NB];
+    int32_t sum[NB], sum2[NB];
+    lb_kernels_scalar.quantize_q8(x, NB, q, d, sum);
+    for (int b = 0; b < NB; b++) {
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            float r = d[b] > 0 ? x[b * 32 + j] * (1.0f / d[b]) : 0.0f;
+            int want = r != r ? 0 : r >= 126.5f ? 127 : r <= -126.5f ? -127 : (int)roundf(r);
+            CHECK(q[b * 32 + j] == want, "scalar block %d [%d]: %g -> %d, expected %d", b, j,
+                  (double)x[b * 32 + j], q[b * 32 + j], want);
+            s += q[b * 32 + j];
+        }
+        CHECK(s == sum[b], "scalar block %d: sum %d, the codes add up to %d", b, sum[b], s);
+    }
+    CHECK(q[0] == 127 && q[32 + 0] == -127, "the block's extreme takes the end code");
+    for (size_t l = 0; l < 2; l++) {
+        if (!levels[l])
+            continue;
+        levels[l]->quantize_q8(x, NB, q2, d2, sum2);
+        CHECK(memcmp(q, q2, sizeof q) == 0 && memcmp(d, d2, sizeof d) == 0 &&
+                  memcmp(sum, sum2, sizeof sum) == 0,
+              "%s: quantized activations differ from the scalar kernel's", levels[l]->name);
+        for (int i = 0; i < NB * 32; i++)
+            if (q[i] != q2[i]) {
+                CHECK(0, "%s: first difference at block %d [%d]: %g -> %d, scalar %d",
+                      levels[l]->name, i / 32, i % 32, (double)x[i], q2[i], q[i]);
+                break;
+            }
+    }
+    free(x);
+}
+
 /* fp16 rows both ways: every level gives the scalar conversion's bits, for every one of the
  * 65,536 halves (NaNs aside: their payloads may differ) and for floats around every rounding
  * boundary, subnormal halves, overflow to infinity and ties to even included. */
@@ -374,6 +439,7 @@ int main(void)
     test_half_conversions();
     test_dot_kernels();
     test_packed_kernels();
+    test_quantize_q8();
     test_half_rows();
     test_f32_gemm();
     return check_finish("test_kernels");

@@ -344,6 +344,14 @@ static void test_gguf_int(lb_rng *rng)
                 if (lb_matmul_level(pools[1], &t, x, nmax, y2, names[li]) == 0)
                     CHECK(memcmp(y, y2, (size_t)nmax * rows * sizeof(float)) == 0,
                           "%s %dx%d: level %s differs", tr->name, rows, cols, names[li]);
+            float *row = malloc((size_t)cols * sizeof(float));
+            for (int r = 0; r < rows; r++) {
+                lb_tensor_get_row(&t, r, row);
+                CHECK(memcmp(row, deq + (size_t)r * cols, (size_t)cols * sizeof(float)) == 0,
+                      "%s %dx%d: row %d read from the packed copy differs from the file's",
+                      tr->name, rows, cols, r);
+            }
+            free(row);
             lb_tensor fewer = t, moved = t;
             fewer.ne[1] = rows - 1;
             moved.data = deq;

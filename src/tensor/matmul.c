@@ -45,6 +45,7 @@ typedef struct {
      * the activations one token after another (lanes 1) */
     const lb_packed *packed;
     packed_dot_fn pdot;
+    void (*quantize)(const float *x, int64_t nb, int8_t *q, float *d, int32_t *sum);
 } matmul_job;
 
 /* Tokens are processed in tiles so a tile of activations stays in cache while a block of
@@ -58,61 +59,36 @@ typedef struct {
 /* Blocks whose integer dots are gathered on the stack before being combined. */
 #define QCHUNK 64
 
-/* fmaxf(m, |v|) for m never NaN (a NaN v leaves m, as fmaxf does), without libm's call. */
-static inline float absmax(float m, float v)
-{
-    float a = fabsf(v);
-    return a > m ? a : m;
-}
-
 /* Quantizes token t's activations into its place in the layout's gathered, padded block
- * order (L NULL: GGUF's Q8_0 / Q4_0, whose blocks are the row's consecutive 32 columns), in
- * tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b of t's
- * tile at ((tile·n_blocks + b)·lanes + t % lanes).
- * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = round(x / d) — the same rounding
- * whatever the kernel level, so every level sees the same integers. */
-static void quantize_token(const lb_qlayout *L, int cols, const float *xr, int t, int lanes,
-                           int8_t *xq, float *xd, int32_t *xsum)
+ * order, in tiles of `lanes` tokens (LB_QTILE, or 1 for batches smaller than a tile): block b
+ * of t's tile at ((tile·n_blocks + b)·lanes + t % lanes).
+ * Per block of 32 (per token for W8A8): d = max|x| / 127, xq = lb_q8_round(x / d), as the
+ * kernels' quantize_q8 does for GGUF's consecutive blocks: every level sees the same integers. */
+static void quantize_token(const lb_qlayout *L, const float *xr, int t, int lanes, int8_t *xq,
+                           float *xd, int32_t *xsum)
 {
-    int nb = L ? L->n_blocks : cols / 32;
-    bool w8a8 = L && L->w8a8;
+    int nb = L->n_blocks;
     size_t first = (size_t)(t / lanes) * (size_t)nb * (size_t)lanes + (size_t)(t % lanes);
     float row_max = 0;
-    if (w8a8)
+    if (L->w8a8)
         for (int c = 0; c < L->cols; c++)
-            row_max = absmax(row_max, xr[c]);
+            row_max = lb_absmax(row_max, xr[c]);
     for (int b = 0; b < nb; b++) {
         size_t at = first + (size_t)b * (size_t)lanes;
         int8_t *q = xq + at * 32;
+        const int32_t *src = L->src + (size_t)b * 32;
         float v[32], amax = 0;
-        if (L) {
-            const int32_t *src = L->src + (size_t)b * 32;
-            for (int j = 0; j < 32; j++) {
-                v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
-                amax = absmax(amax, v[j]);
-            }
-        } else {
-            for (int j = 0; j < 32; j++) {
-                v[j] = xr[b * 32 + j];
-                amax = absmax(amax, v[j]);
-            }
+        for (int j = 0; j < 32; j++) {
+            v[j] = src[j] >= 0 ? xr[src[j]] : 0.0f;
+            amax = lb_absmax(amax, v[j]);
         }
-        if (w8a8)
+        if (L->w8a8)
             amax = row_max;
         float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
-            /* roundf (half away from zero) and the clamp to ±127, without libm's call:
-             * truncating r + 0.49999997 with r's sign is roundf(r), the same integer for
-             * every float (checked over all 2^32). NaN or overflow in the input must not
-             * become undefined conversions. */
-            float r = v[j] * inv;
-            int qi = r >= 126.5f    ? 127
-                     : r <= -126.5f ? -127
-                     : r == r       ? (int)(r + copysignf(0x1.fffffep-2f, r))
-                                    : 0;
-            q[j] = (int8_t)qi;
-            sum += qi;
+            q[j] = (int8_t)lb_q8_round(v[j] * inv);
+            sum += q[j];
         }
         xd[at] = scale;
         xsum[at] = sum;
@@ -128,9 +104,15 @@ static void quantize_task(void *ctx, int task, int thread)
     const matmul_job *j = ctx;
     int cols = (int)j->w->ne[0];
     int t1 = (task + 1) * QUANT_TOKENS < j->n ? (task + 1) * QUANT_TOKENS : j->n;
-    for (int t = task * QUANT_TOKENS; t < t1; t++)
-        quantize_token(j->w->qlayout, cols, j->x + (size_t)t * (size_t)cols, t, j->lanes,
-                       j->xq, j->xd, j->xsum);
+    for (int t = task * QUANT_TOKENS; t < t1; t++) {
+        const float *xr = j->x + (size_t)t * (size_t)cols;
+        if (j->w->qlayout) {
+            quantize_token(j->w->qlayout, xr, t, j->lanes, j->xq, j->xd, j->xsum);
+        } else {   /* packed GGUF blocks: consecutive columns, token after token */
+            size_t at = (size_t)t * (size_t)(cols / 32);
+            j->quantize(xr, cols / 32, j->xq + at * 32, j->xd + at, j->xsum + at);
+        }
+    }
 }
 
 /* qrow_tile for one token (the decode path), written out for speed: the same operations as
@@ -395,7 +377,7 @@ static void job_prepare(matmul_job *job, const lb_tensor *w, const float *x, int
     int unit = packed ? LB_PACK_ROWS : 4;
     per = (per + unit - 1) / unit * unit;
     *job = (matmul_job){w, x, y, n, (int)per, lb_tensor_row_bytes(w), tr->dot, NULL,
-                        0, 0, 0, 0, 0, 0, 0};
+                        0, 0, 0, 0, 0, 0, 0, 0};
     if (w->type == LB_TYPE_F32 && !w->qlayout)
         job->gemm = k->gemm_f32;
     /* Batches smaller than a tile (decode) run the per-token kernels: a lane of the tile's
@@ -405,6 +387,7 @@ static void job_prepare(matmul_job *job, const lb_tensor *w, const float *x, int
     if (packed) {
         job->packed = packed;
         job->pdot = w->type == LB_TYPE_Q8_0 ? k->pdot_q8_0 : k->pdot_q4_0;
+        job->quantize = k->quantize_q8;
     }
     const lb_qlayout *L = w->qlayout;
     if (L)

@@ -60,6 +60,22 @@ lb_packed *lb_repack(const lb_tensor *t)
     return p;
 }
 
+void lb_packed_get_row(const lb_packed *p, int64_t r, float *dst)
+{
+    const lb_type_traits *tr = lb_type_traits_of(p->type);
+    size_t payload = p->type == LB_TYPE_Q8_0 ? LB_QK : LB_QK / 2;
+    int64_t g = r / LB_PACK_ROWS;
+    int i = (int)(r % LB_PACK_ROWS);
+    uint8_t blk[2 + LB_QK];   /* the file's block, gathered back */
+    for (int64_t b = 0; b < p->n_blocks; b++) {
+        const uint8_t *src = lb_packed_block(p, g, b);
+        memcpy(blk, src + 2 * i, 2);
+        for (size_t c = 0; c < payload / 4; c++)
+            memcpy(blk + 2 + 4 * c, src + 2 * LB_PACK_ROWS + c * 4 * LB_PACK_ROWS + 4 * (size_t)i, 4);
+        tr->to_float(blk, dst + b * LB_QK, LB_QK);
+    }
+}
+
 const lb_packed *lb_tensor_packed(const lb_tensor *t)
 {
     const lb_packed *p = t->packed;

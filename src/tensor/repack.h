@@ -40,6 +40,9 @@ void lb_repack_groups(lb_packed *p, int64_t g0, int64_t g1);
  * whose data was replaced after load (quantized, set to fp32) or a view of some of its rows
  * does not use a stale copy. */
 const lb_packed *lb_tensor_packed(const lb_tensor *t);
+/* Row r as fp32 (cols values): the file's row, from the packed copy (an embedding tied to a
+ * packed output head reads its rows here rather than the file's pages). */
+void lb_packed_get_row(const lb_packed *p, int64_t r, float *dst);
 /* Block b of packed rows' group g. */
 static inline const uint8_t *lb_packed_block(const lb_packed *p, int64_t g, int64_t b)
 {

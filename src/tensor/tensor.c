@@ -1,5 +1,6 @@
 /* The type-traits table, format conversions, and start-up kernel dispatch. */
 #include "tensor/tensor.h"
+#include "tensor/repack.h"
 #include "tensor/kernels/kernels.h"
 
 #include <math.h>
@@ -281,6 +282,7 @@ const lb_kernel_set *lb_kernels_level(const char *name)
             memcpy(k.qdot_tile, lb_kernels_avx512->qdot_tile, sizeof k.qdot_tile);
             k.pdot_q8_0 = lb_kernels_avx512->pdot_q8_0;
             k.pdot_q4_0 = lb_kernels_avx512->pdot_q4_0;
+            k.quantize_q8 = lb_kernels_avx512->quantize_q8;
             g_composed = k;
         }
         return &g_composed;
@@ -377,6 +379,11 @@ void lb_qlayout_dequant_row(const lb_qlayout *L, const void *row, float *dst)
 
 void lb_tensor_get_row(const lb_tensor *t, int64_t r, float *dst)
 {
+    const lb_packed *packed = lb_tensor_packed(t);
+    if (packed) {
+        lb_packed_get_row(packed, r, dst);
+        return;
+    }
     size_t rb = lb_tensor_row_bytes(t);
     const char *row = (const char *)t->data + (size_t)r * rb;
     if (t->qlayout) {

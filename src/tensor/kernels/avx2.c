@@ -373,6 +373,51 @@ pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
 PDOT_AVX2(pdot_q8_0, false)
 PDOT_AVX2(pdot_q4_0, true)
 
+/* ---- activations to int8 blocks ------------------------------------------------------- *
+ * The scalar quantize_q8's operations lane by lane (see the AVX-512 kernel). */
+AVX2 static inline __m256i round_q8_8(__m256 r)
+{
+    const __m256 half = _mm256_set1_ps(0x1.fffffep-2f), sign = _mm256_set1_ps(-0.0f);
+    __m256i q = _mm256_cvttps_epi32(_mm256_add_ps(r, _mm256_or_ps(_mm256_and_ps(r, sign), half)));
+    q = _mm256_blendv_epi8(q, _mm256_set1_epi32(127),
+                           _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(126.5f), _CMP_GE_OQ)));
+    q = _mm256_blendv_epi8(q, _mm256_set1_epi32(-127),
+                           _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-126.5f), _CMP_LE_OQ)));
+    return _mm256_andnot_si256(_mm256_castps_si256(_mm256_cmp_ps(r, r, _CMP_UNORD_Q)), q);
+}
+
+AVX2 static void quantize_q8(const float *x, int64_t nb, int8_t *q, float *d, int32_t *sum)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; b++, x += LB_QK, q += LB_QK) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+        }
+        /* the lanes' maximum: exact in any order */
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        __m256i qi[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 r = _mm256_mul_ps(v[k], _mm256_set1_ps(inv));
+            __asm__("" : "+x"(r));   /* rounded here, never fused into the add */
+            qi[k] = round_q8_8(r);
+        }
+        /* int32 to int8 in order: packs interleave 128-bit lanes, the permute restores them */
+        __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
+        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)q, p8);
+        d[b] = scale;
+        sum[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]),
+                                             _mm256_add_epi32(qi[2], qi[3])));
+    }
+}
+
 /* ---- fp16 rows (F16C) ------------------------------------------------------------------ */
 
 AVX2 static void f16_to_f32(const uint16_t *src, float *dst, int64_t n)
@@ -400,6 +445,7 @@ static const lb_kernel_set avx2_set = {
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
     pdot_q8_0,
     pdot_q4_0,
+    quantize_q8,
     f16_to_f32,
     f32_to_f16,
 };

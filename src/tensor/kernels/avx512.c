@@ -221,12 +221,52 @@ pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
 PDOT_VNNI(pdot_q8_0, false)
 PDOT_VNNI(pdot_q4_0, true)
 
+/* ---- activations to int8 blocks ------------------------------------------------------- *
+ * The scalar quantize_q8's operations lane by lane: |x| by clearing the sign, the maximum
+ * with the running one second (so a NaN lane keeps it, as lb_absmax does), the same division
+ * and reciprocal, one rounded multiply (kept from fusing with the add that follows), then
+ * lb_q8_round's add and truncation with its three exceptions as masks. */
+AVX512 static inline __m512i round_q8_16(__m512 r)
+{
+    /* r's sign on 0.49999997, in integer operations (AVX-512F has no float and / or) */
+    __m512i ri = _mm512_castps_si512(r);
+    __m512 half = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(ri, _mm512_set1_epi32(INT32_MIN)), _mm512_set1_epi32(0x3effffff)));
+    __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(r, half));
+    q = _mm512_mask_mov_epi32(q, _mm512_cmp_ps_mask(r, _mm512_set1_ps(126.5f), _CMP_GE_OQ),
+                              _mm512_set1_epi32(127));
+    q = _mm512_mask_mov_epi32(q, _mm512_cmp_ps_mask(r, _mm512_set1_ps(-126.5f), _CMP_LE_OQ),
+                              _mm512_set1_epi32(-127));
+    return _mm512_mask_mov_epi32(q, _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q),
+                                 _mm512_setzero_si512());
+}
+
+AVX512 static void quantize_q8(const float *x, int64_t nb, int8_t *q, float *d, int32_t *sum)
+{
+    for (int64_t b = 0; b < nb; b++, x += LB_QK, q += LB_QK) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        __m512 r0 = _mm512_mul_ps(v0, _mm512_set1_ps(inv));
+        __m512 r1 = _mm512_mul_ps(v1, _mm512_set1_ps(inv));
+        __asm__("" : "+v"(r0), "+v"(r1));   /* rounded here, never fused into the add */
+        __m512i q0 = round_q8_16(r0), q1 = round_q8_16(r1);
+        _mm_storeu_si128((__m128i *)(void *)q, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(void *)(q + 16), _mm512_cvtepi32_epi8(q1));
+        d[b] = scale;
+        sum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
 static const lb_kernel_set avx512_set = {
     "avx512", 0, 0, 0, 0, 0, 0, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
     pdot_q8_0,
     pdot_q4_0,
+    quantize_q8,
     0, 0,   /* AVX2's fp16 rows */
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;

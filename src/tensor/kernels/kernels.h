@@ -41,6 +41,11 @@ typedef struct {
                       const int32_t *xsum, int nt, float *y);
     void (*pdot_q4_0)(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
                       const int32_t *xsum, int nt, float *y);
+    /* Activations to int8 blocks of 32, as the GGUF kernels read them: for each of nb blocks
+     * of x (32 floats), d = max|x| / 127 (NaNs ignored), q = lb_q8_round(x · (1 / d)) (0
+     * throughout an all-zero block), sum = Σ q. Exact IEEE operations in a fixed order: the
+     * same integers and scales at every level. */
+    void (*quantize_q8)(const float *x, int64_t nb, int8_t *q, float *d, int32_t *sum);
     /* Rows of fp16 to fp32 and back, rounding to nearest even (the KV cache in F16): the
      * values of lb_fp16_to_fp32 / lb_fp32_to_fp16 at every level, NaN payloads aside. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
@@ -73,6 +78,25 @@ const lb_kernel_set *lb_kernels_current(void);
 
 void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out);
 void lb_qunpack_block(const uint8_t *in, int bits, uint8_t codes[32]);
+
+/* max(m, |v|) for m never NaN (a NaN v leaves m), as the quantizers take a block's range. */
+static inline float lb_absmax(float m, float v)
+{
+    float a = v < 0 ? -v : v;
+    return a > m ? a : m;
+}
+
+/* An activation over its step to int8: rounded half away from zero (roundf), ±127 at most,
+ * 0 for NaN, without libm's call. Truncating r + 0.49999997 with r's sign is roundf(r) for
+ * every float (checked over all 2^32); NaN or overflow must not become undefined
+ * conversions. */
+static inline int lb_q8_round(float r)
+{
+    return r >= 126.5f    ? 127
+           : r <= -126.5f ? -127
+           : r == r       ? (int)(r + (r < 0 ? -0x1.fffffep-2f : 0x1.fffffep-2f))
+                          : 0;
+}
 
 /* Block layouts shared by the kernels (GGUF's). */
 #define LB_QK 32

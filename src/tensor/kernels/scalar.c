@@ -140,6 +140,23 @@ static void pdot_q4_0(const uint8_t *group, int64_t nb, const int8_t *xq, const 
     pdot(group, nb, xq, xd, nt, true, y);
 }
 
+static void quantize_q8(const float *x, int64_t nb, int8_t *q, float *d, int32_t *sum)
+{
+    for (int64_t b = 0; b < nb; b++, x += LB_QK, q += LB_QK) {
+        float amax = 0;
+        for (int j = 0; j < LB_QK; j++)
+            amax = lb_absmax(amax, x[j]);
+        float scale = amax / 127.0f, inv = scale > 0 ? 1.0f / scale : 0.0f;
+        int32_t s = 0;
+        for (int j = 0; j < LB_QK; j++) {
+            q[j] = (int8_t)lb_q8_round(x[j] * inv);
+            s += q[j];
+        }
+        d[b] = scale;
+        sum[b] = s;
+    }
+}
+
 void lb_qpack_block(const uint8_t codes[32], int bits, uint8_t *out)
 {
     switch (bits) {
@@ -251,6 +268,7 @@ const lb_kernel_set lb_kernels_scalar = {
     {[2] = qtile2, [3] = qtile3, [4] = qtile4, [8] = qtile8},
     pdot_q8_0,
     pdot_q4_0,
+    quantize_q8,
     f16_to_f32,
     f32_to_f16,
 };
