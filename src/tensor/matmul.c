@@ -1,8 +1,9 @@
 /* Row-parallel matrix multiply: F32 weights through register-tiled kernels (rows × tokens);
  * lowbit's group formats (an lb_qlayout on the tensor) and GGUF's Q8_0 / Q4_0 with their
  * activations quantized to int8 once per call, then every weight row is integer block dots
- * against tiles of tokens plus a float combination (for Q8_0 / Q4_0 inside the kernel, in
- * eight float lanes, as llama.cpp does); other types through the type-traits dot kernels.
+ * against tiles of tokens plus a float combination (for Q8_0 / Q4_0 inside the kernel, on
+ * sixteen rows packed together, tensor/repack.h); other types through the type-traits dot
+ * kernels.
  * Whatever the path, a token's outputs do not depend on the batch around it, the thread count
  * or the kernel level (for the integer paths). */
 #include "tensor/matmul.h"
@@ -10,7 +11,6 @@
 #include "tensor/repack.h"
 #include "core/error.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
