@@ -4,6 +4,7 @@
 #include "model/sampler.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define V 6
@@ -31,8 +32,35 @@ static void softmax(float temp, double *p)
         p[i] /= sum;
 }
 
+/* lb_argmax is the plain scan's first index of the largest value, NaNs never winning: on ties
+ * within and across its blocks, signed zeros, infinities, NaNs in front and among the values,
+ * and lengths around its block size. */
+static void test_argmax(void)
+{
+    uint64_t state = 7;
+    float x[300];
+    for (int trial = 0; trial < 4000; trial++) {
+        int n = 1 + trial % 300;
+        for (int i = 0; i < n; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            int r = (int)(state >> 33) % 16;
+            x[i] = r < 8 ? (float)(r % 4) : r == 8 ? NAN : r == 9 ? -0.0f : r == 10 ? 0.0f
+                   : r == 11 ? -INFINITY : r == 12 && trial % 7 == 0 ? INFINITY : -(float)r;
+        }
+        if (trial % 11 == 0)
+            x[0] = NAN;
+        int want = 0;
+        for (int i = 1; i < n; i++)
+            if (x[i] > x[want])
+                want = i;
+        int got = lb_argmax(x, n);
+        CHECK(got == want, "trial %d, n %d: argmax %d, the scan says %d", trial, n, got, want);
+    }
+}
+
 int main(void)
 {
+    test_argmax();
     const int N = 200000;
     double f[V], ref[V];
     lb_sampling p = {1.0f, 0, 1.0f, 0.0f, 1.0f, 64, 123};

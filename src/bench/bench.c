@@ -12,6 +12,7 @@
 #include "core/timer.h"
 #include "model/engine.h"
 #include "model/model.h"
+#include "model/sampler.h"
 #include "tensor/tensor.h"
 
 #include <ctype.h>
@@ -261,15 +262,6 @@ static void make_prompts(subject *s, const lb_bench_params *p, int batch)
     }
 }
 
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 /* Creates the engine for this batch size and sizes the buffers. */
 static int subject_prepare(subject *s, const lb_bench_params *p, int batch, lb_error *err)
 {
@@ -318,7 +310,7 @@ static int subject_request(subject *s, const lb_bench_params *p, int batch, bool
     if (lb_engine_forward(s->e, &b, s->logits, err))
         return lb_fail_prefix(err, "%s: prefill: ", s->path);
     for (int q = 0; q < batch; q++)
-        s->next[q] = argmax(s->logits + (size_t)q * vocab, vocab);
+        s->next[q] = lb_argmax(s->logits + (size_t)q * vocab, vocab);
     double t1 = lb_now_ms(), prev = t1;
     for (int g = 1; g < p->gen; g++) {
         for (int q = 0; q < batch; q++) {
@@ -331,7 +323,7 @@ static int subject_request(subject *s, const lb_bench_params *p, int batch, bool
         if (lb_engine_forward(s->e, &d, s->logits, err))
             return lb_fail_prefix(err, "%s: decode: ", s->path);
         for (int q = 0; q < batch; q++)
-            s->next[q] = argmax(s->logits + (size_t)q * vocab, vocab);
+            s->next[q] = lb_argmax(s->logits + (size_t)q * vocab, vocab);
         double now = lb_now_ms();
         if (record)
             s->itl[s->n_itl++] = now - prev;

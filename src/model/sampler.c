@@ -69,12 +69,34 @@ static int by_logit_desc(const void *a, const void *b, void *ctx)
     return *(const int *)a - *(const int *)b;   /* ties: lower id first, deterministic */
 }
 
-static int argmax(const float *x, int n)
+/* Elements whose maximum is taken before looking for its first place. */
+#define ARGMAX_BLOCK 64
+
+int lb_argmax(const float *x, int n)
 {
+    /* Block by block: a block's maximum (a loop the compiler vectorizes) is compared with the
+     * best so far, and only a block that beats it is searched for the first place of its
+     * maximum. The first index of the largest value, NaNs never winning, as one scan with
+     * x[i] > x[best] gives (-0 and +0 compare equal, so either sign of the block's maximum
+     * finds the same place). */
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
+    float top = x[0];
+    if (top != top)
+        return 0;   /* nothing compares greater than a NaN in front */
+    for (int b0 = 0; b0 < n; b0 += ARGMAX_BLOCK) {
+        int b1 = b0 + ARGMAX_BLOCK < n ? b0 + ARGMAX_BLOCK : n;
+        float m = top;
+        for (int i = b0; i < b1; i++)
+            m = x[i] > m ? x[i] : m;
+        if (m > top) {
+            for (int i = b0; i < b1; i++)
+                if (x[i] == m) {
+                    best = i;
+                    break;
+                }
+            top = m;
+        }
+    }
     return best;
 }
 
@@ -117,7 +139,7 @@ int lb_sampler_sample(lb_sampler *s, float *logits, const int *history, int n_hi
     }
     if (p->temperature == 0.0f) {
         s->last_prob = 1.0f;
-        return argmax(logits, n);
+        return lb_argmax(logits, n);
     }
     int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     if (k < n) {

@@ -19,6 +19,8 @@ typedef struct {
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalty. */
 lb_sampling lb_sampling_defaults(void);
+/* The first index of the largest of n values (n >= 1); NaNs never win. Greedy decoding. */
+int lb_argmax(const float *x, int n);
 /* Rejects absurd values (negative temperature, top-p outside (0,1], …) naming the field. */
 int lb_sampling_check(const lb_sampling *p, lb_error *err);
 
