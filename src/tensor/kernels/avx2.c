@@ -324,6 +324,9 @@ AVX2 static inline __m256i q8_0_dots(const uint8_t *chunks, const int8_t *x)
     return acc;
 }
 
+/* Bytes ahead of the block being multiplied that the packed kernels prefetch. */
+#define PACKED_AHEAD 4096
+
 /* Rows 8h..8h+7 of the group for nt tokens (a constant where inlined). */
 AVX2 static inline __attribute__((always_inline)) void
 pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
@@ -334,6 +337,10 @@ pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, group += block_bytes) {
+        /* the weights stream from memory once: the first half asks for them ahead (the second
+         * finds the group in cache) */
+        for (size_t off = 0; h == 0 && off < block_bytes; off += 64)
+            _mm_prefetch((const char *)group + PACKED_AHEAD + off, _MM_HINT_T0);
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(group + 16 * h)));
         const uint8_t *chunks = group + 2 * LB_PACK_ROWS + 32 * h;
         __m256i w[8];

@@ -169,6 +169,9 @@ AVX512 static inline __m512i block_dots(const __m512i w[8], const int8_t *x, con
     return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), offset);
 }
 
+/* Bytes ahead of the block being multiplied that the packed kernels prefetch. */
+#define PACKED_AHEAD 4096
+
 /* nt tokens (a constant where inlined, so the accumulators stay in registers). */
 AVX512 static inline __attribute__((always_inline)) void
 pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
@@ -180,6 +183,9 @@ pdot_tokens(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, group += block_bytes) {
+        /* the weights stream from memory once: ask for them a few blocks ahead */
+        for (size_t off = 0; off < block_bytes; off += 64)
+            _mm_prefetch((const char *)group + PACKED_AHEAD + off, _MM_HINT_T0);
         __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)group));
         const uint8_t *chunks = group + 2 * LB_PACK_ROWS;
         __m512i w[8];
