@@ -1,9 +1,9 @@
 /* Load-time packing of a model's GGUF Q8_0 / Q4_0 linear weights into the kernels' sixteen-
  * row layout (tensor/repack.h). The packed copy replaces the file's bytes for every matrix
  * multiply, so the pages of the mapped file it came from are handed back to the kernel: the
- * model's resident memory stays one copy of the weights, at load too, tensor by tensor. (An
- * output head tied to the token embedding is packed as well; the embedding, read a row at a
- * time, keeps reading the mapped file, whose pages come back for the rows it reads.) */
+ * model's resident memory stays one copy of the weights, at load too, a few MiB at a time. (An
+ * output head tied to the token embedding is packed as well, and the embedding's rows are
+ * then read from the packed copy; an embedding of its own keeps reading the mapped file.) */
 #include "model/model.h"
 #include "tensor/repack.h"
 
