@@ -160,13 +160,13 @@ AVX512 static inline __m512i word512(const int8_t *x, int g)
 AVX512 static inline __m512i block_dots(const __m512i w[8], const int8_t *x, const int32_t *sum,
                                         int shift)
 {
-    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-    for (int g = 0; g < 4; g++) {   /* two chains, to halve the latency */
-        lo = _mm512_dpbusd_epi32(lo, w[g], word512(x, g));
-        hi = _mm512_dpbusd_epi32(hi, w[g + 4], word512(x, g + 4));
-    }
-    __m512i offset = _mm512_slli_epi32(_mm512_set1_epi32(*sum), (unsigned)shift);
-    return _mm512_sub_epi32(_mm512_add_epi32(lo, hi), offset);
+    /* one chain from the offset's negation: the tokens of a call and the blocks in flight
+     * hide its latency */
+    __m512i acc = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                   _mm512_slli_epi32(_mm512_set1_epi32(*sum), (unsigned)shift));
+    for (int g = 0; g < 8; g++)
+        acc = _mm512_dpbusd_epi32(acc, w[g], word512(x, g));
+    return acc;
 }
 
 /* Bytes ahead of the block being multiplied that the packed kernels prefetch. */
