@@ -34,6 +34,11 @@ for t in f32 q8_0 q4_0; do
   T=$(echo "$t" | tr a-z A-Z)
   expect_eq "$t tensor types" "$(json_get "$info" 'sorted(set((len(x["shape"]), x["type"]) for x in j["tensors"]))')" \
     "[(1, 'F32'), (2, '$T')]"
+  # Loading packs the Q8_0 / Q4_0 matrices the kernels multiply (7 per layer and the output
+  # head) for them; the token embedding, read by rows, and F32 stay as they are.
+  want_packed=$(( 7 * L + 1 )); [ "$t" = f32 ] && want_packed=0
+  expect_eq "$t packed at load" "$(json_get "$info" 'sum(x["packed"] for x in j["tensors"])')" "$want_packed"
+  expect_eq "$t embedding not packed" "$(json_get "$info" '[x["packed"] for x in j["tensors"] if x["name"] == "token_embd.weight"]')" "[False]"
   case $t in f32) num=4; den=1 ;; q8_0) num=34; den=32 ;; q4_0) num=18; den=32 ;; esac
   expect_eq "$t bytes" "$(json_get "$info" 'j["bytes"]')" "$(( (EMBD * 2 + MATRIX) * num / den + NORMS * 4 ))"
   # The rest of the file is the header (mostly the 32000 pieces) and alignment padding.

@@ -2,6 +2,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "tensor/repack.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,7 +74,8 @@ int cmd_info(int argc, char **argv)
                    lb_type_name(t->type));
             for (int d = 0; d < t->n_dims; d++)
                 printf("%s%" PRId64, d ? ", " : "", t->ne[d]);
-            printf("], \"bytes\": %zu, \"bits_per_weight\": %.4f", t->nbytes, tensor_bpw(t));
+            printf("], \"bytes\": %zu, \"bits_per_weight\": %.4f, \"packed\": %s", t->nbytes,
+                   tensor_bpw(t), lb_tensor_packed(t) ? "true" : "false");
             if (t->qlayout)
                 printf(", \"bits\": %d, \"group_size\": %d, \"groups\": %d, \"zero_points\": %s, "
                        "\"act_order\": %s, \"w8a8\": %s", t->qlayout->bits,
@@ -114,6 +116,12 @@ int cmd_info(int argc, char **argv)
             printf("  quantization  %s\n", qs);
         }
         printf("  tensors       %d%s\n", m->n_tensors, tensors ? "" : " (--tensors lists them)");
+        int packed = 0;
+        for (int i = 0; i < m->n_tensors; i++)
+            packed += lb_tensor_packed(&m->tensors[i]) != NULL;
+        if (packed)
+            printf("  packed        %d weight tensors, rows interleaved %d at a time for the "
+                   "kernels\n", packed, LB_PACK_ROWS);
         for (int i = 0; tensors && i < m->n_tensors; i++) {
             const lb_tensor *t = &m->tensors[i];
             /* name, type, shape on the tensor's line (scripts match it); what it costs below */
@@ -129,6 +137,8 @@ int cmd_info(int argc, char **argv)
                 printf("%s%s%s", t->qlayout->has_zero ? ", zero points" : "",
                        t->qlayout->g_idx ? ", act-order" : "", t->qlayout->w8a8 ? ", W8A8" : "");
             }
+            if (lb_tensor_packed(t))
+                printf("; packed %d rows together", LB_PACK_ROWS);
             printf("\n");
         }
     }
