@@ -50,7 +50,7 @@ static void pack(lb_model *m, lb_tensor *t)
         int64_t g1 = g + step < groups ? g + step : groups;
         lb_repack_groups(p, g, g1);
         size_t done = (size_t)g1 * group_src < bytes ? (size_t)g1 * group_src : bytes;
-        release_pages(m, t->data, g1 == groups ? bytes : done);
+        release_pages(m, t->data, done);
     }
     t->packed = p;
 }

@@ -17,11 +17,10 @@ lb_packed *lb_repack_begin(const lb_tensor *t)
 {
     if (!lb_repack_supported(t))
         return NULL;
-    bool q8 = t->type == LB_TYPE_Q8_0;
     int64_t rows = t->ne[1], nb = t->ne[0] / LB_QK;
     int64_t groups = (rows + LB_PACK_ROWS - 1) / LB_PACK_ROWS;
-    size_t payload = q8 ? LB_QK : LB_QK / 2;   /* weight bytes of one row's block */
-    size_t block_bytes = LB_PACK_ROWS * (2 + payload);
+    /* sixteen of the file's blocks: the same bytes, reordered */
+    size_t block_bytes = LB_PACK_ROWS * lb_type_traits_of(t->type)->block_bytes;
     /* the header, then the data at the next 64-byte boundary */
     size_t data_bytes = (size_t)groups * (size_t)nb * block_bytes;
     lb_packed *p = lb_malloc(sizeof(lb_packed) + 64 + data_bytes);
@@ -33,8 +32,8 @@ lb_packed *lb_repack_begin(const lb_tensor *t)
 
 void lb_repack_groups(lb_packed *p, int64_t g0, int64_t g1)
 {
-    size_t payload = p->type == LB_TYPE_Q8_0 ? LB_QK : LB_QK / 2;
-    size_t row_bytes = (size_t)p->n_blocks * (2 + payload);
+    size_t src_block = lb_type_traits_of(p->type)->block_bytes, payload = src_block - 2;
+    size_t row_bytes = lb_row_bytes(p->type, p->cols);
     for (int64_t g = g0; g < g1; g++)
         for (int64_t b = 0; b < p->n_blocks; b++) {
             uint8_t *dst = (uint8_t *)lb_packed_block(p, g, b);
@@ -42,7 +41,7 @@ void lb_repack_groups(lb_packed *p, int64_t g0, int64_t g1)
             for (int r = 0; r < LB_PACK_ROWS && g * LB_PACK_ROWS + r < p->rows; r++) {
                 const uint8_t *blk = (const uint8_t *)p->from +
                                      (size_t)(g * LB_PACK_ROWS + r) * row_bytes +
-                                     (size_t)b * (2 + payload);
+                                     (size_t)b * src_block;
                 memcpy(dst + 2 * r, blk, 2);   /* the fp16 scale */
                 /* four bytes of the row per chunk, the chunks one after another */
                 for (size_t c = 0; c < payload / 4; c++)
@@ -63,7 +62,7 @@ lb_packed *lb_repack(const lb_tensor *t)
 void lb_packed_get_row(const lb_packed *p, int64_t r, float *dst)
 {
     const lb_type_traits *tr = lb_type_traits_of(p->type);
-    size_t payload = p->type == LB_TYPE_Q8_0 ? LB_QK : LB_QK / 2;
+    size_t payload = tr->block_bytes - 2;   /* the block's weights after its fp16 scale */
     int64_t g = r / LB_PACK_ROWS;
     int i = (int)(r % LB_PACK_ROWS);
     uint8_t blk[2 + LB_QK];   /* the file's block, gathered back */
