@@ -202,6 +202,13 @@ void block_linears(lb_engine *e, int count, const lb_tensor *const *w,
             op_add_bias(y[i], bias[i]->data, n, (int)w[i]->ne[1]);
 }
 
+void block_qkv(lb_engine *e, const lb_layer *L, int n)
+{
+    block_linears(e, 3, (const lb_tensor *[]){L->wq, L->wk, L->wv},
+                  (const lb_tensor *[]){L->bq, L->bk, L->bv}, e->xb, n,
+                  (float *[]){e->q, e->k, e->v});
+}
+
 int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err)
 {
     if (check_batch(e, b, err))

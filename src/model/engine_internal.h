@@ -67,6 +67,8 @@ void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const
  * be NULL), each what block_linear gives, in one job where the kernels allow. */
 void block_linears(lb_engine *e, int count, const lb_tensor *const *w,
                    const lb_tensor *const *bias, const float *x, int n, float *const *y);
+/* Both architectures' attention input: e->q, e->k, e->v from the normed rows in e->xb. */
+void block_qkv(lb_engine *e, const lb_layer *L, int n);
 
 /* llama.c, gpt2.c: embeddings into e->x, a block (or part of one, between the points of
  * lb_engine_block_part) over e->x in place, the whole pass. */

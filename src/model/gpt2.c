@@ -36,9 +36,7 @@ void gpt2_block(lb_engine *e, int l, const lb_batch *b, int from, int to)
             if (to == LB_SITE_QKV)
                 return;
         }
-        block_linears(e, 3, (const lb_tensor *[]){L->wq, L->wk, L->wv},
-                      (const lb_tensor *[]){L->bq, L->bk, L->bv}, e->xb, n,
-                      (float *[]){e->q, e->k, e->v});
+        block_qkv(e, L, n);
         op_attention(e, l, b);
         engine_capture(e, l, LB_SITE_O, e->att, n, c->n_heads * c->head_dim);
         if (to == LB_SITE_O)

@@ -27,9 +27,7 @@ void llama_block(lb_engine *e, int l, const lb_batch *b, int from, int to)
             if (to == LB_SITE_QKV)
                 return;
         }
-        block_linears(e, 3, (const lb_tensor *[]){L->wq, L->wk, L->wv},
-                      (const lb_tensor *[]){L->bq, L->bk, L->bv}, e->xb, n,
-                      (float *[]){e->q, e->k, e->v});
+        block_qkv(e, L, n);
         op_rope(e, e->q, c->n_heads, b);
         op_rope(e, e->k, c->n_kv_heads, b);
         op_attention(e, l, b);
