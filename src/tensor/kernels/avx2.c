@@ -364,13 +364,70 @@ pdot_half(const uint8_t *group, int64_t nb, const int8_t *xq, const float *xd,
         _mm256_storeu_ps(y + t * LB_PACK_ROWS + 8 * h, acc[t]);
 }
 
+/* One token (decode): both halves of the group in one pass over its blocks, so each weight
+ * byte is read once and each activation word is broadcast once for all sixteen rows. The
+ * int16 pair sums are added in another order than q4_0_dots adds them, which integers do not
+ * notice; the float combination is pdot_half's, row by row. */
+AVX2 static inline __attribute__((always_inline)) void
+pdot_one(const uint8_t *group, int64_t nb, const int8_t *x, const float *xd, const int32_t *xsum,
+         const bool q4, float *y)
+{
+    const size_t block_bytes = LB_PACK_ROWS * (2 + (q4 ? LB_QK / 2 : LB_QK));
+    const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, group += block_bytes, x += LB_QK) {
+        for (size_t off = 0; off < block_bytes; off += 64)
+            _mm_prefetch((const char *)group + PACKED_AHEAD + off, _MM_HINT_T0);
+        const uint8_t *chunks = group + 2 * LB_PACK_ROWS;
+        __m256i dots0, dots1;
+        if (q4) {
+            __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+            for (int k = 0; k < 4; k++) {
+                __m256i xl = word256(x, k), xh = word256(x, k + 4);
+                __m256i c0 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * k));
+                __m256i c1 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * k + 32));
+                p0 = _mm256_add_epi16(p0, _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_and_si256(c0, low), xl),
+                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(c0, 4), low), xh)));
+                p1 = _mm256_add_epi16(p1, _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_and_si256(c1, low), xl),
+                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(c1, 4), low), xh)));
+            }
+            __m256i bias = _mm256_slli_epi32(_mm256_set1_epi32(xsum[b]), 3);
+            dots0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), bias);
+            dots1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), bias);
+        } else {
+            dots0 = dots1 = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++) {
+                __m256i xw = word256(x, g);
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g));
+                __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g + 32));
+                dots0 = _mm256_add_epi32(dots0, _mm256_madd_epi16(_mm256_maddubs_epi16(
+                    _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(xw, w0)), ones));
+                dots1 = _mm256_add_epi32(dots1, _mm256_madd_epi16(_mm256_maddubs_epi16(
+                    _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(xw, w1)), ones));
+            }
+        }
+        __m256 xs = _mm256_set1_ps(xd[b]);
+        __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)group));
+        __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(group + 16)));
+        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(d0, xs), _mm256_cvtepi32_ps(dots0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(d1, xs), _mm256_cvtepi32_ps(dots1), acc1);
+    }
+    _mm256_storeu_ps(y, acc0);
+    _mm256_storeu_ps(y + 8, acc1);
+}
+
 #define PDOT_AVX2(name, q4)                                                                 \
     AVX2 static void name(const uint8_t *group, int64_t nb, const int8_t *xq,              \
                           const float *xd, const int32_t *xsum, int nt, float *y)          \
     {                                                                                      \
+        if (nt == 1) {                                                                     \
+            pdot_one(group, nb, xq, xd, xsum, q4, y);                                      \
+            return;                                                                        \
+        }                                                                                  \
         for (int h = 0; h < 2; h++)                                                        \
             switch (nt) {                                                                  \
-            case 1: pdot_half(group, nb, xq, xd, xsum, 1, q4, h, y); break;                 \
             case 2: pdot_half(group, nb, xq, xd, xsum, 2, q4, h, y); break;                 \
             case 3: pdot_half(group, nb, xq, xd, xsum, 3, q4, h, y); break;                 \
             default: pdot_half(group, nb, xq, xd, xsum, 4, q4, h, y); break;                \
