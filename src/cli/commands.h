@@ -8,13 +8,14 @@
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
-int cmd_pull(int argc, char **argv);
-int cmd_quantize(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_kld(int argc, char **argv);
 int cmd_mc(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* These live in lowbit-extras.so (core/extras.h): main finds them there by name. */
+int cmd_pull(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_runs(int argc, char **argv);

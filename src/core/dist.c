@@ -1,25 +1,27 @@
-/* Process-level work split: see dist.h. Compiled with MPI when LOWBIT_HAVE_MPI is defined;
- * without it, a single-rank stand-in with the same interface. */
+/* Process-level work split: see dist.h. A process started by mpirun (in a build with MPI)
+ * joins the job through the MPI side in lowbit-extras.so (dist_mpi.h); any other process is
+ * rank 0 of 1, and every call below is a no-op. */
 #include "core/dist.h"
+#include "core/dist_mpi.h"
+#include "core/extras.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#ifdef LOWBIT_HAVE_MPI
-#include <mpi.h>
-
 static int g_rank, g_size = 1, g_local_size = 1;
-static bool g_joined;
+/* The MPI side, once joined. */
+static const lb_dist_mpi_ops *g_mpi;
 
 /* Open MPI, MPICH and Slurm launchers each leave their mark in the environment; a plain
- * `lowbit ...` does not initialize MPI at all, so it starts as fast as without it. */
+ * `lowbit ...` does not load MPI at all, so it starts as fast as without it. */
 static const char *const launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
                                             "MPI_LOCALNRANKS"};
 
 static bool launched_by_mpi(void)
 {
     for (size_t i = 0; i < sizeof launcher_vars / sizeof launcher_vars[0]; i++)
-        if (getenv(launcher_vars[i])) return true;
+        if (getenv(launcher_vars[i]))
+            return true;
     return false;
 }
 
@@ -29,29 +31,47 @@ void lb_dist_detach_env(void)
         unsetenv(launcher_vars[i]);
 }
 
-void lb_dist_init(int *argc, char ***argv)
+/* The module's MPI table, or NULL in a build without MPI (err says why). */
+static const lb_dist_mpi_ops *mpi_ops(lb_error *err)
 {
-    if (g_joined || !launched_by_mpi()) return;
-    int provided;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+#ifdef LOWBIT_HAVE_MPI
+    return lb_extras_symbol(LB_DIST_MPI_SYMBOL, err);
+#else
+    lb_fail(err, "this build has no MPI");
+    return NULL;
+#endif
+}
+
+void lb_dist_init_ops(const lb_dist_mpi_ops *ops, int *argc, char ***argv)
+{
+    if (g_mpi || !launched_by_mpi())
+        return;
+    if (ops->init(argc, argv, &g_rank, &g_size, &g_local_size)) {
         fprintf(stderr, "lowbit: MPI_Init failed; running as a single process\n");
         return;
     }
-    g_joined = true;
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-    MPI_Comm node;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
-        MPI_SUCCESS) {
-        MPI_Comm_size(node, &g_local_size);
-        MPI_Comm_free(&node);
+    g_mpi = ops;
+}
+
+void lb_dist_init(int *argc, char ***argv)
+{
+    if (g_mpi || !launched_by_mpi())
+        return;
+    lb_error err;
+    const lb_dist_mpi_ops *ops = mpi_ops(&err);
+    if (!ops) {
+        fprintf(stderr, "lowbit: started by an MPI launcher, but %s; running as a single process\n",
+                err.msg);
+        return;
     }
+    lb_dist_init_ops(ops, argc, argv);
 }
 
 void lb_dist_finalize(void)
 {
-    if (g_joined) MPI_Finalize();
-    g_joined = false;
+    if (g_mpi)
+        g_mpi->finalize();
+    g_mpi = NULL;
 }
 
 int lb_dist_rank(void) { return g_rank; }
@@ -59,137 +79,83 @@ int lb_dist_size(void) { return g_size; }
 int lb_dist_local_size(void) { return g_local_size; }
 bool lb_dist_active(void) { return g_size > 1; }
 
-/* MPI counts are ints: large arrays go in slices. */
-#define SLICE (1 << 28)
-
 int lb_dist_merge(double *v, size_t n)
 {
-    if (g_size <= 1) return 0;
-    for (size_t o = 0; o < n; o += SLICE) {
-        int len = (int)(n - o < SLICE ? n - o : SLICE);
-        if (MPI_Allreduce(MPI_IN_PLACE, v + o, len, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD)) {
-            fprintf(stderr, "lowbit: MPI_Allreduce failed on rank %d\n", g_rank);
-            return -1;
-        }
-    }
-    return 0;
+    return g_size > 1 ? g_mpi->sum_doubles(v, n) : 0;
 }
 
 int lb_dist_merge_counts(long long *v, size_t n)
 {
-    if (g_size <= 1) return 0;
-    for (size_t o = 0; o < n; o += SLICE) {
-        int len = (int)(n - o < SLICE ? n - o : SLICE);
-        if (MPI_Allreduce(MPI_IN_PLACE, v + o, len, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD)) {
-            fprintf(stderr, "lowbit: MPI_Allreduce failed on rank %d\n", g_rank);
-            return -1;
-        }
-    }
-    return 0;
+    return g_size > 1 ? g_mpi->sum_counts(v, n) : 0;
 }
 
 double lb_dist_max(double v)
 {
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return v;
+    return g_size > 1 ? g_mpi->max(v) : v;
 }
 
 void lb_dist_barrier(void)
 {
-    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (g_size > 1)
+        g_mpi->barrier();
 }
 
 int lb_dist_bcast_int(int v)
 {
-    if (g_size > 1) MPI_Bcast(&v, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (g_size > 1)
+        g_mpi->bcast(&v, sizeof v, 0);
     return v;
 }
 
 int lb_dist_bcast(void *buf, size_t n, int root)
 {
-    if (g_size <= 1) return 0;
-    for (size_t o = 0; o < n; o += SLICE) {
-        int len = (int)(n - o < SLICE ? n - o : SLICE);
-        if (MPI_Bcast((char *)buf + o, len, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS) {
-            fprintf(stderr, "lowbit: MPI_Bcast from rank %d failed on rank %d\n", root, g_rank);
-            return -1;
-        }
-    }
-    return 0;
+    return g_size > 1 ? g_mpi->bcast(buf, n, root) : 0;
 }
 
 int lb_dist_agree(int rc, lb_error *err)
 {
-    if (g_size <= 1) return rc;
+    if (g_size <= 1)
+        return rc;
     /* The smallest failing rank, or g_size when none failed. */
-    int mine = rc ? g_rank : g_size, first;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+    int first;
+    if (g_mpi->min_int(rc ? g_rank : g_size, &first))
         return lb_fail(err, "MPI_Allreduce failed on rank %d", g_rank);
-    if (first == g_size) return 0;
-    if (!rc) lb_fail(err, "process %d of %d failed (its message is above)", first, g_size);
+    if (first == g_size)
+        return 0;
+    if (!rc)
+        lb_fail(err, "process %d of %d failed (its message is above)", first, g_size);
     return -1;
 }
 
+/* With one rank there is nobody to talk to: any message is a caller's mistake. */
 int lb_dist_send(int to, const int *v, int n)
 {
-    if (MPI_Send(v, n, MPI_INT, to, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
-        fprintf(stderr, "lowbit: MPI_Send from rank %d to %d failed\n", g_rank, to);
-        return -1;
-    }
-    return 0;
+    return g_mpi ? g_mpi->send(to, v, n) : -1;
 }
 
 int lb_dist_recv(int *from, int *v, int n)
 {
-    MPI_Status st;
-    if (MPI_Recv(v, n, MPI_INT, MPI_ANY_SOURCE, 0, MPI_COMM_WORLD, &st) != MPI_SUCCESS) {
-        fprintf(stderr, "lowbit: MPI_Recv on rank %d failed\n", g_rank);
-        return -1;
-    }
-    *from = st.MPI_SOURCE;
-    return 0;
+    return g_mpi ? g_mpi->recv(from, v, n) : -1;
 }
 
 bool lb_dist_poll(void)
 {
-    int flag = 0;
-    MPI_Iprobe(MPI_ANY_SOURCE, 0, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-    return flag != 0;
+    return g_mpi && g_mpi->poll();
 }
 
 const char *lb_dist_backend(void)
 {
     static char name[96];
     if (!name[0]) {
-        char lib[MPI_MAX_LIBRARY_VERSION_STRING];
-        int len = 0;
-        MPI_Get_library_version(lib, &len);
-        int n = 0;
-        while (lib[n] && lib[n] != ',' && lib[n] != '\n' && n < 80) n++;
-        snprintf(name, sizeof name, "MPI (%.*s)", n, lib);
+        lb_error err;
+        const lb_dist_mpi_ops *ops = g_mpi ? g_mpi : mpi_ops(&err);
+        char lib[88];
+        if (ops) {
+            ops->library(lib, sizeof lib);
+            snprintf(name, sizeof name, "MPI (%s)", lib);
+        } else {
+            snprintf(name, sizeof name, "none");
+        }
     }
     return name;
 }
-
-#else
-
-void lb_dist_init(int *argc, char ***argv) { (void)argc, (void)argv; }
-void lb_dist_finalize(void) {}
-int lb_dist_rank(void) { return 0; }
-int lb_dist_size(void) { return 1; }
-int lb_dist_local_size(void) { return 1; }
-bool lb_dist_active(void) { return false; }
-int lb_dist_merge(double *v, size_t n) { (void)v, (void)n; return 0; }
-int lb_dist_merge_counts(long long *v, size_t n) { (void)v, (void)n; return 0; }
-double lb_dist_max(double v) { return v; }
-void lb_dist_barrier(void) {}
-int lb_dist_bcast_int(int v) { return v; }
-int lb_dist_agree(int rc, lb_error *err) { (void)err; return rc; }
-int lb_dist_bcast(void *buf, size_t n, int root) { (void)buf, (void)n, (void)root; return 0; }
-/* With one rank there is nobody to talk to: any message is a caller's mistake. */
-int lb_dist_send(int to, const int *v, int n) { (void)to, (void)v, (void)n; return -1; }
-int lb_dist_recv(int *from, int *v, int n) { (void)from, (void)v, (void)n; return -1; }
-bool lb_dist_poll(void) { return false; }
-void lb_dist_detach_env(void) {}
-
-#endif

@@ -3,7 +3,6 @@
 #include "core/log.h"
 #include "tensor/matmul.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,21 +165,20 @@ void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user)
     e->capture_user = fn ? user : NULL;
 }
 
-void lb_engine_set_gemm(lb_engine *e, bool on)
+void lb_engine_set_gemm(lb_engine *e, lb_sgemm_fn sgemm)
 {
-    e->gemm_f32 = on;
+    e->sgemm = sgemm;
 }
 
 void block_linear(lb_engine *e, const lb_tensor *w, const lb_tensor *bias, const float *x, int n,
                   float *y)
 {
-    if (!e->gemm_f32 || w->type != LB_TYPE_F32 || n < 16) {
+    if (!e->sgemm || w->type != LB_TYPE_F32 || n < 16) {
         op_linear(e, w, bias, x, n, y);
         return;
     }
     int in = (int)w->ne[0], out = (int)w->ne[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w->data, in,
-                0.0f, y, out);
+    e->sgemm(n, out, in, x, w->data, y);
     if (bias)
         op_add_bias(y, bias->data, n, out);
 }
@@ -190,7 +188,7 @@ void block_linears(lb_engine *e, int count, const lb_tensor *const *w,
 {
     bool blas = false;
     for (int i = 0; i < count; i++)
-        blas |= e->gemm_f32 && w[i]->type == LB_TYPE_F32 && n >= 16;
+        blas |= e->sgemm && w[i]->type == LB_TYPE_F32 && n >= 16;
     if (blas) {
         for (int i = 0; i < count; i++)
             block_linear(e, w[i], bias[i], x, n, y[i]);

@@ -59,10 +59,14 @@ typedef void (*lb_capture_fn)(void *user, int layer, lb_site site, const float *
                               int width);
 /* fn NULL switches capturing off. */
 void lb_engine_set_capture(lb_engine *e, lb_capture_fn fn, void *user);
-/* With on, blocks multiply F32 weights by whole batches through BLAS (sgemm): much faster
- * over the thousands of calibration tokens a quantizer pushes through each block, though not
- * bit-identical to the normal kernels, which is why it is not the default. */
-void lb_engine_set_gemm(lb_engine *e, bool on);
+/* y[n][out] = x[n][in] · w[out][in]ᵀ, as BLAS's sgemm computes it. */
+typedef void (*lb_sgemm_fn)(int n, int out, int in, const float *x, const float *w, float *y);
+/* With a BLAS sgemm, blocks multiply F32 weights by whole batches (of 16 tokens or more)
+ * through it: much faster over the thousands of calibration tokens a quantizer pushes through
+ * each block, though not bit-identical to the normal kernels, which is why it is not the
+ * default. NULL goes back to the kernels. The caller brings BLAS, so that running a model
+ * does not load it. */
+void lb_engine_set_gemm(lb_engine *e, lb_sgemm_fn sgemm);
 /* Token (and position) embeddings of the batch into x[n][dim]. */
 int lb_engine_embed(lb_engine *e, const lb_batch *b, float *x, lb_error *err);
 /* Runs block `layer` over x[n][dim] in place; attention writes and reads that layer's cache. */

@@ -30,7 +30,7 @@ struct lb_engine {
     /* Quantizers' view of each linear layer's input (lb_engine_set_capture); NULL normally. */
     lb_capture_fn capture;
     void *capture_user;
-    bool gemm_f32;             /* lb_engine_set_gemm: F32 linears through BLAS */
+    lb_sgemm_fn sgemm;         /* lb_engine_set_gemm: F32 linears through BLAS */
 };
 
 /* Index of the first element of kv head kvh's cached row at (sequence, layer, position). A

@@ -136,6 +136,13 @@ double lb_quant_hessian_error(const float *A, const float *B, const float *H, in
     return s;
 }
 
+/* The calibration passes' F32 linears through BLAS (lb_engine_set_gemm). */
+static void blas_sgemm(int n, int out, int in, const float *x, const float *w, float *y)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f,
+                y, out);
+}
+
 /* ---- statistics of each linear layer's input --------------------------------------------- */
 
 typedef struct {
@@ -972,7 +979,7 @@ int lb_quantize_model(lb_model *m, const lb_quant_opts *o, lb_quant_report *rep,
         return -1;
     }
     rc.pool = lb_engine_pool(cr.e);
-    lb_engine_set_gemm(cr.e, true);
+    lb_engine_set_gemm(cr.e, blas_sgemm);
     cr.pos = lb_malloc((size_t)B * L * sizeof(int));
     cr.seq = lb_malloc((size_t)B * L * sizeof(int));
     for (int t = 0; t < B * L; t++) {
