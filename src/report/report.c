@@ -16,23 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* fontconfig and cairo keep their font caches for the life of the process by design (tearing
- * them down with FcFini or cairo_debug_reset_static_data asserts when a face is still
- * referenced). Sanitizer builds are told so, so that their leak check stays meaningful for
- * everything else; in other builds the sanitizer runtime never asks. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libfontconfig.so\nleak:libpango\nleak:libcairo.so\nleak:libharfbuzz.so\nleak:libglib-2.0.so\n"
-           "leak:libgobject-2.0.so\n";
-}
-
-const char *__lsan_default_options(void);
-const char *__lsan_default_options(void)
-{
-    return "print_suppressions=0";
-}
-
 int lb_report_parse_formats(const char *list, unsigned *mask, lb_error *err)
 {
     static const char *const names[] = {"md", "html", "pdf", "csv", "json"};
