@@ -124,7 +124,7 @@ int lb_args_kv_type(const char *cmd, const char *name)
     if (!name)
         return 0;
     if (lb_kv_type_parse(name, &t)) {
-        fprintf(stderr, "%s: --kv-type %s: expected f32 or f16\n", cmd, name);
+        fprintf(stderr, "%s: --kv-type %s: expected f32, f16 or q8\n", cmd, name);
         return -1;
     }
     lb_engine_set_kv_type(t);

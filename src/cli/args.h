@@ -31,10 +31,11 @@ int lb_args_parse(const lb_cmd_spec *spec, int argc, char **argv, const char **p
 
 /* The --kv-type option of the commands that run models, and what it does: the KV caches of
  * every engine the command creates (NULL keeps the default). Prints "CMD: --kv-type X: ..."
- * and returns -1 for a name other than f32 or f16. */
+ * and returns -1 for a name other than f32, f16 or q8. */
 #define LB_OPT_KV_TYPE(var)                                                                 \
     {"kv-type", 0, OPT_STRING, &(var), "T",                                                 \
-     "KV cache: f32, or f16 for half the memory (default f32, or $LOWBIT_KV_CACHE)"}
+     "KV cache: f32, f16 for half the memory, q8 for a little over a quarter (int8 rows, "  \
+     "one scale each) (default f32, or $LOWBIT_KV_CACHE)"}
 int lb_args_kv_type(const char *cmd, const char *name);
 
 #endif

@@ -41,6 +41,8 @@ int lb_kv_type_parse(const char *name, lb_kv_type *out)
         *out = LB_KV_F32;
     else if (strcmp(name, "f16") == 0 || strcmp(name, "F16") == 0)
         *out = LB_KV_F16;
+    else if (strcmp(name, "q8") == 0 || strcmp(name, "Q8") == 0)
+        *out = LB_KV_Q8;
     else
         return -1;
     return 0;
@@ -53,7 +55,7 @@ lb_kv_type lb_engine_kv_type(void)
     const char *env = getenv("LOWBIT_KV_CACHE");
     lb_kv_type t = LB_KV_F32;
     if (env && *env && lb_kv_type_parse(env, &t))
-        lb_log_warn("LOWBIT_KV_CACHE=%s: expected f32 or f16; using f32", env);
+        lb_log_warn("LOWBIT_KV_CACHE=%s: expected f32, f16 or q8; using f32", env);
     return t;
 }
 
@@ -70,9 +72,10 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
     if (n_seq <= 0 || n_seq > 4096)
         return lb_fail(err, "sequence slots must be 1..4096 (got %d)", n_seq);
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    bool f16 = lb_engine_kv_type() == LB_KV_F16;
-    size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
-    double bytes = 2.0 * n_seq * (double)c->n_layers * n_ctx * (double)kv_dim * (double)elem;
+    lb_kv_type type = lb_engine_kv_type();
+    size_t elem = kv_elem_bytes(type);
+    double bytes = 2.0 * n_seq * (double)c->n_layers * n_ctx * (double)kv_dim *
+                   kv_bytes_per_elem(type, c->head_dim);
     if (bytes > 64.0 * (1ull << 30))
         return lb_fail(err, "a KV cache for %d sequences of %d tokens needs %.1f GiB; ask for a "
                        "shorter context (--ctx)", n_seq, n_ctx, bytes / (1ull << 30));
@@ -82,9 +85,13 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
     e->n_seq = n_seq;
     e->kv_dim = (int)kv_dim;
     size_t cache = (size_t)n_seq * (size_t)c->n_layers * (size_t)n_ctx * kv_dim;
-    e->kv_f16 = f16;
+    e->kv_type = type;
     e->k_cache = lb_calloc(cache, elem);
     e->v_cache = lb_calloc(cache, elem);
+    if (type == LB_KV_Q8) {
+        e->k_scale = lb_calloc(cache / (size_t)c->head_dim, sizeof(float));
+        e->v_scale = lb_calloc(cache / (size_t)c->head_dim, sizeof(float));
+    }
     e->rope_freqs = lb_calloc((size_t)c->head_dim / 2 + 1, sizeof(float));
     rope_frequencies(c, e->rope_freqs);
     e->pool = lb_pool_create(n_threads);
@@ -99,7 +106,7 @@ void lb_engine_free(lb_engine *e)
     if (!e)
         return;
     lb_pool_free(e->pool);
-    float *bufs[] = {e->k_cache, e->v_cache, e->rope_freqs, e->x, e->xb, e->xb2, e->q,
+    float *bufs[] = {e->k_cache, e->v_cache, e->k_scale, e->v_scale, e->rope_freqs, e->x, e->xb, e->xb2, e->q,
                      e->k, e->v, e->att, e->hb, e->hb2, e->att_scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
@@ -278,6 +285,8 @@ lb_pool *lb_engine_pool(lb_engine *e) { return e->pool; }
 
 size_t lb_engine_kv_bytes(const lb_engine *e)
 {
-    return 2 * (size_t)e->n_seq * (size_t)e->m->cfg.n_layers * (size_t)e->n_ctx *
-           (size_t)e->kv_dim * (e->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+    size_t elems = 2 * (size_t)e->n_seq * (size_t)e->m->cfg.n_layers * (size_t)e->n_ctx *
+                   (size_t)e->kv_dim;
+    size_t scales = e->kv_type == LB_KV_Q8 ? elems / (size_t)e->m->cfg.head_dim : 0;
+    return elems * kv_elem_bytes(e->kv_type) + scales * sizeof(float);
 }

@@ -24,10 +24,13 @@ int lb_engine_create(const lb_model *m, int n_ctx, int n_seq, int n_threads, lb_
                      lb_error *err);
 
 /* Element type of the KV caches that engines created from now on hold. F16 halves the cache
- * and what attention reads from it, at the price of rounding keys and values to fp16. */
-typedef enum { LB_KV_F32, LB_KV_F16 } lb_kv_type;
+ * and what attention reads from it, at the price of rounding keys and values to fp16. Q8
+ * keeps each head's row of keys or values (one position) as int8 with one float scale,
+ * max|x| / 127, as the activations of the int8 kernels are kept: a little over a quarter of
+ * the bytes, for any head size (GGUF's Q8_0 blocks of 32 would not fit heads of 8 or 48). */
+typedef enum { LB_KV_F32, LB_KV_F16, LB_KV_Q8 } lb_kv_type;
 void lb_engine_set_kv_type(lb_kv_type t);
-/* "f32" or "f16"; -1 for anything else. */
+/* "f32", "f16" or "q8"; -1 for anything else. */
 int lb_kv_type_parse(const char *name, lb_kv_type *out);
 /* The type engines get: set by lb_engine_set_kv_type, else LOWBIT_KV_CACHE, else F32. */
 lb_kv_type lb_engine_kv_type(void);

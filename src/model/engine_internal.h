@@ -12,10 +12,12 @@ struct lb_engine {
     lb_pool *pool;
     int n_ctx, n_seq;
     int kv_dim;
-    void *k_cache, *v_cache;   /* [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] of float or
-                                * fp16 */
-    bool kv_f16;               /* LB_KV_F16 */
-    float *kv_rows;            /* F16 caches, per thread: 2 * att_run_ldk head rows (at
+    void *k_cache, *v_cache;   /* [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] of float,
+                                * fp16 or int8 (kv_type) */
+    float *k_scale, *v_scale;  /* Q8: each head row's scale, [n_seq][n_layers][n_kv_heads]
+                                * [n_ctx] (the row's kv_index / head_dim) */
+    lb_kv_type kv_type;
+    float *kv_rows;            /* F16 and Q8 caches, per thread: 2 * att_run_ldk head rows (at
                                 * least KV_BLOCK) expanded to fp32 for the attention kernels */
     float *rope_freqs;         /* [head_dim / 2] */
     /* Scratch for a batch of up to cap tokens. */
@@ -35,6 +37,18 @@ struct lb_engine {
 
 /* Index of the first element of kv head kvh's cached row at (sequence, layer, position). A
  * head's rows are consecutive positions, so attention streams through them. */
+/* Bytes of one cached key or value element; then with a Q8 row's scale shared out over its
+ * head_dim elements (for estimates: lb_engine_kv_bytes counts exactly). */
+static inline size_t kv_elem_bytes(lb_kv_type t)
+{
+    return t == LB_KV_F32 ? sizeof(float) : t == LB_KV_F16 ? sizeof(uint16_t) : sizeof(int8_t);
+}
+
+static inline double kv_bytes_per_elem(lb_kv_type t, int head_dim)
+{
+    return (double)kv_elem_bytes(t) + (t == LB_KV_Q8 ? (double)sizeof(float) / head_dim : 0.0);
+}
+
 static inline size_t kv_index(const lb_engine *e, int seq, int layer, int kvh, int pos)
 {
     const lb_config *c = &e->m->cfg;

@@ -1,6 +1,7 @@
 /* Building blocks of the forward passes: norms, RoPE, attention over the KV cache, activations,
  * and the output head. All work on rows of fp32 activations. */
 #include "model/engine_internal.h"
+#include "tensor/kernels/kernels.h"
 #include "tensor/matmul.h"
 
 #include <math.h>
@@ -115,15 +116,24 @@ typedef struct {
 #define KV_BLOCK 64
 
 /* Rows p0..p0+n-1 of kv head kvh's cached keys or values (consecutive in the cache), as fp32:
- * in place for an F32 cache, expanded into tmp[n · head_dim] for an F16 one. */
-static inline const float *cached_rows(const lb_engine *e, const void *cache, int seq,
-                                       int layer, int kvh, int p0, int n, float *tmp)
+ * in place for an F32 cache, expanded into tmp[n · head_dim] for an F16 or Q8 one (scale is
+ * the Q8 cache's scales, k_scale or v_scale with cache). */
+static inline const float *cached_rows(const lb_engine *e, const void *cache, const float *scale,
+                                       int seq, int layer, int kvh, int p0, int n, float *tmp)
 {
     int hd = e->m->cfg.head_dim;
     size_t i = kv_index(e, seq, layer, kvh, p0);
-    if (!e->kv_f16)
+    if (e->kv_type == LB_KV_F32)
         return (const float *)cache + i;
-    lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, (int64_t)n * hd);
+    if (e->kv_type == LB_KV_F16) {
+        lb_fp16_row_to_fp32((const uint16_t *)cache + i, tmp, (int64_t)n * hd);
+        return tmp;
+    }
+    const int8_t *q = (const int8_t *)cache + i;
+    const float *d = scale + i / (size_t)hd;
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < hd; j++)
+            tmp[(size_t)r * hd + j] = d[r] * (float)q[(size_t)r * hd + j];
     return tmp;
 }
 
@@ -135,7 +145,7 @@ static inline size_t kv_rows_per_thread(const lb_engine *e)
     return 2 * (size_t)ldk * (size_t)e->m->cfg.head_dim;
 }
 
-/* This thread's room for expanded F16 rows (see lb_engine.kv_rows). */
+/* This thread's room for expanded F16 or Q8 rows (see lb_engine.kv_rows). */
 static inline float *thread_rows(const lb_engine *e, int thread)
 {
     return e->kv_rows + (size_t)thread * kv_rows_per_thread(e);
@@ -174,14 +184,15 @@ static void attention_task(void *ctx, int task, int thread)
     int seq = j->b->seq[t], pos = j->b->pos[t];
     float *scores = e->att_scores + (size_t)thread * ATT_CHUNK_HEADS * (size_t)e->n_ctx;
     float scale = 1.0f / sqrtf((float)hd), max[ATT_CHUNK_HEADS], inv_sum[ATT_CHUNK_HEADS];
-    float *tmp = e->kv_f16 ? thread_rows(e, thread) : NULL;
+    float *tmp = e->kv_type != LB_KV_F32 ? thread_rows(e, thread) : NULL;
     for (int h = h0; h < h1; h++)
         max[h - h0] = -INFINITY;
     for (int h = h0; h < h1;) {   /* the query heads of one kv head at a time */
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            const float *k = cached_rows(e, e->k_cache, seq, j->layer, kvh, p0, np, tmp);
+            const float *k = cached_rows(e, e->k_cache, e->k_scale, seq, j->layer, kvh, p0, np,
+                                         tmp);
             for (int g = h; g < hn; g++) {
                 const float *q = e->q + ((size_t)t * c->n_heads + g) * hd;
                 float *sg = scores + (size_t)(g - h0) * e->n_ctx;
@@ -207,7 +218,8 @@ static void attention_task(void *ctx, int task, int thread)
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            const float *v = cached_rows(e, e->v_cache, seq, j->layer, kvh, p0, np, tmp);
+            const float *v = cached_rows(e, e->v_cache, e->v_scale, seq, j->layer, kvh, p0, np,
+                                         tmp);
             for (int g = h; g < hn; g++) {
                 float *restrict out = e->att + ((size_t)t * c->n_heads + g) * hd;
                 const float *sg = scores + (size_t)(g - h0) * e->n_ctx;
@@ -482,9 +494,9 @@ static void run_task(void *ctx, int task, int thread)
     float *S = kT + (size_t)hd * j->ldk;
     const float **k_rows = e->att_rows + (size_t)thread * 2 * (size_t)j->ldk;
     const float **v_rows = k_rows + j->ldk;
-    float *rows = e->kv_f16 ? thread_rows(e, thread) : NULL;
-    const float *k = cached_rows(e, e->k_cache, run->seq, j->layer, kvh, 0, np, rows);
-    const float *v = cached_rows(e, e->v_cache, run->seq, j->layer, kvh, 0, np,
+    float *rows = e->kv_type != LB_KV_F32 ? thread_rows(e, thread) : NULL;
+    const float *k = cached_rows(e, e->k_cache, e->k_scale, run->seq, j->layer, kvh, 0, np, rows);
+    const float *v = cached_rows(e, e->v_cache, e->v_scale, run->seq, j->layer, kvh, 0, np,
                                  rows ? rows + (size_t)j->ldk * hd : NULL);
     for (int p = 0; p < np; p++) {
         k_rows[p] = k + (size_t)p * hd;
@@ -496,16 +508,32 @@ static void run_task(void *ctx, int task, int thread)
                     e->att + (size_t)run->t0 * qd + (size_t)h * hd, qd);
 }
 
+/* One head row to int8 over its own scale, max|x| / 127, rounded as lb_q8_round rounds
+ * activations (an all-zero row keeps scale 0 and zeros). */
+static void q8_row(const float *x, int n, int8_t *q, float *scale)
+{
+    float amax = 0;
+    for (int j = 0; j < n; j++)
+        amax = lb_absmax(amax, x[j]);
+    float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < n; j++)
+        q[j] = (int8_t)lb_q8_round(x[j] * inv);
+    *scale = d;
+}
+
 /* Writes one token's keys or values (kv_dim floats, head after head) into the cache at its
  * sequence and position: each head's slice into that head's rows. */
-static void cache_store(lb_engine *e, void *cache, const float *src, int seq, int layer, int pos)
+static void cache_store(lb_engine *e, void *cache, float *scale, const float *src, int seq,
+                        int layer, int pos)
 {
     int hd = e->m->cfg.head_dim;
     for (int kvh = 0; kvh < e->m->cfg.n_kv_heads; kvh++) {
         size_t i = kv_index(e, seq, layer, kvh, pos);
         const float *head = src + (size_t)kvh * hd;
-        if (e->kv_f16)
+        if (e->kv_type == LB_KV_F16)
             lb_fp32_row_to_fp16(head, (uint16_t *)cache + i, hd);
+        else if (e->kv_type == LB_KV_Q8)
+            q8_row(head, hd, (int8_t *)cache + i, scale + i / (size_t)hd);
         else
             memcpy((float *)cache + i, head, (size_t)hd * sizeof(float));
     }
@@ -515,8 +543,8 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
 {
     for (int t = 0; t < b->n; t++) {
         const float *k = e->k + (size_t)t * e->kv_dim, *v = e->v + (size_t)t * e->kv_dim;
-        cache_store(e, e->k_cache, k, b->seq[t], layer, b->pos[t]);
-        cache_store(e, e->v_cache, v, b->seq[t], layer, b->pos[t]);
+        cache_store(e, e->k_cache, e->k_scale, k, b->seq[t], layer, b->pos[t]);
+        cache_store(e, e->v_cache, e->v_scale, v, b->seq[t], layer, b->pos[t]);
     }
     /* Runs of RUN_MIN or more tokens of one sequence at consecutive positions take the
      * blocked path; the other tokens go one by one. */
@@ -537,7 +565,8 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
     int hd = e->m->cfg.head_dim;
     size_t threads = (size_t)lb_pool_size(e->pool);
     int ldk = n_runs ? (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES : 1;
-    if (ldk > e->att_run_ldk || (e->kv_f16 && !e->kv_rows)) {
+    bool expanded = e->kv_type != LB_KV_F32;
+    if (ldk > e->att_run_ldk || (expanded && !e->kv_rows)) {
         if (ldk < e->att_run_ldk)
             ldk = e->att_run_ldk;
         free(e->att_run);
@@ -547,8 +576,7 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
                                sizeof(float));
         e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
         e->att_run_ldk = ldk;
-        e->kv_rows = e->kv_f16 ? lb_malloc(threads * kv_rows_per_thread(e) * sizeof(float))
-                               : NULL;
+        e->kv_rows = expanded ? lb_malloc(threads * kv_rows_per_thread(e) * sizeof(float)) : NULL;
     }
     if (n_runs) {
         run_job rj = {e, layer, runs, ldk};
