@@ -431,6 +431,69 @@ static void test_f32_gemm(void)
         lb_pool_free(pools[p]);
 }
 
+/* Attention's row kernels at every level: rows_dot_f16 is the level's dot_f16 row by row, bit
+ * for bit; rows_axpy (fp32 and fp16 rows) is within a few roundings of a double-precision
+ * sum, and adds to what y held. Head sizes of the models in use (8, 48, 64, 128) and odd ones,
+ * 1 to 70 rows, rows further apart than they are long. */
+static void test_attention_rows(void)
+{
+    const lb_kernel_set *levels[] = {&lb_kernels_scalar, lb_kernels_level("avx2"),
+                                     lb_kernels_level("avx512")};
+    const int sizes[] = {1, 7, 8, 13, 48, 64, 67, 128};
+    const int counts[] = {1, 3, 8, 17, 64, 70};
+    lb_rng rng;
+    lb_rng_seed(&rng, 11);
+    enum { MAXN = 128, MAXR = 70, LD = MAXN + 5 };
+    static float rows[MAXR * LD], x[MAXN], w[MAXR], y[MAXN], y0[MAXN], dots[MAXR];
+    static uint16_t rows16[MAXR * LD];
+    int failures = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            int n = sizes[si], nr = counts[ci];
+            for (int i = 0; i < MAXR * LD; i++) {
+                rows16[i] = lb_fp32_to_fp16(lb_rng_normal(&rng) * 3.0f);
+                rows[i] = lb_fp16_to_fp32(rows16[i]);   /* the same values both ways */
+            }
+            for (int i = 0; i < n; i++) {
+                x[i] = lb_rng_normal(&rng);
+                y0[i] = lb_rng_normal(&rng);
+            }
+            for (int r = 0; r < nr; r++)
+                w[r] = lb_rng_uniform(&rng) / (float)nr;
+            for (size_t l = 0; l < 3; l++) {
+                const lb_kernel_set *k = levels[l];
+                if (!k)
+                    continue;
+                k->rows_dot_f16(rows16, LD, nr, x, n, dots);
+                for (int r = 0; r < nr; r++) {
+                    float one = k->dot_f16(rows16 + (size_t)r * LD, x, n);
+                    if (memcmp(&one, &dots[r], sizeof one) != 0 && failures++ < 5)
+                        CHECK(0, "%s rows_dot_f16 n %d row %d/%d: %.9g, dot_f16 %.9g", k->name,
+                              n, r, nr, (double)dots[r], (double)one);
+                }
+                for (int f16 = 0; f16 < 2; f16++) {
+                    memcpy(y, y0, sizeof y);
+                    if (f16)
+                        k->rows_axpy_f16(w, rows16, LD, nr, n, y);
+                    else
+                        k->rows_axpy_f32(w, rows, LD, nr, n, y);
+                    for (int j = 0; j < n; j++) {
+                        double ref = y0[j], mag = fabs(y0[j]);
+                        for (int r = 0; r < nr; r++) {
+                            ref += (double)w[r] * rows[(size_t)r * LD + j];
+                            mag += fabs((double)w[r] * rows[(size_t)r * LD + j]);
+                        }
+                        double tol = 4 * (nr + 1) * 0x1p-24 * mag;
+                        if (fabs(y[j] - ref) > tol && failures++ < 5)
+                            CHECK(0, "%s rows_axpy_%s n %d rows %d col %d: %.9g, exact %.9g",
+                                  k->name, f16 ? "f16" : "f32", n, nr, j, (double)y[j], ref);
+                    }
+                }
+            }
+        }
+    CHECK(failures == 0, "attention row kernels: %d mismatches", failures);
+}
+
 int main(void)
 {
     lb_kernels_init();
@@ -442,5 +505,6 @@ int main(void)
     test_quantize_q8();
     test_half_rows();
     test_f32_gemm();
+    test_attention_rows();
     return check_finish("test_kernels");
 }

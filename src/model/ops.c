@@ -137,6 +137,40 @@ static inline const float *cached_rows(const lb_engine *e, const void *cache, co
     return tmp;
 }
 
+/* A block of one kv head's cached rows as the token path's kernels take them: fp32 (an F32
+ * cache's own, or a Q8 block expanded into tmp) or an F16 cache's own fp16 rows, which the
+ * kernels widen as they read. */
+typedef struct {
+    const float *f32;
+    const uint16_t *f16;
+} kv_block;
+
+static inline kv_block cached_block(const lb_engine *e, const void *cache, const float *scale,
+                                    int seq, int layer, int kvh, int p0, int n, float *tmp)
+{
+    if (e->kv_type == LB_KV_F16)
+        return (kv_block){NULL, (const uint16_t *)cache + kv_index(e, seq, layer, kvh, p0)};
+    return (kv_block){cached_rows(e, cache, scale, seq, layer, kvh, p0, n, tmp), NULL};
+}
+
+/* s[i] = q · row i of the block, for its n rows. */
+static inline void block_dots(kv_block k, int n, int hd, const float *q, float *s)
+{
+    if (k.f16)
+        lb_rows_dot_f16(k.f16, (size_t)hd, n, q, hd, s);
+    else
+        lb_rows_dot_f32(k.f32, (size_t)hd, n, q, hd, s);
+}
+
+/* out += Σ_i w[i] · row i of the block, rows in order. */
+static inline void block_axpy(kv_block v, int n, int hd, const float *w, float *out)
+{
+    if (v.f16)
+        lb_rows_axpy_f16(w, v.f16, (size_t)hd, n, hd, out);
+    else
+        lb_rows_axpy_f32(w, v.f32, (size_t)hd, n, hd, out);
+}
+
 /* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows, or
  * the token path's KV_BLOCK. */
 static inline size_t kv_rows_per_thread(const lb_engine *e)
@@ -191,15 +225,15 @@ static void attention_task(void *ctx, int task, int thread)
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            const float *k = cached_rows(e, e->k_cache, e->k_scale, seq, j->layer, kvh, p0, np,
-                                         tmp);
+            kv_block k = cached_block(e, e->k_cache, e->k_scale, seq, j->layer, kvh, p0, np, tmp);
             for (int g = h; g < hn; g++) {
                 const float *q = e->q + ((size_t)t * c->n_heads + g) * hd;
-                float *sg = scores + (size_t)(g - h0) * e->n_ctx;
+                float *sg = scores + (size_t)(g - h0) * e->n_ctx + p0;
+                block_dots(k, np, hd, q, sg);
                 for (int i = 0; i < np; i++) {
-                    sg[p0 + i] = lb_dot_f32(q, k + (size_t)i * hd, hd) * scale;
-                    if (sg[p0 + i] > max[g - h0])
-                        max[g - h0] = sg[p0 + i];
+                    sg[i] *= scale;
+                    if (sg[i] > max[g - h0])
+                        max[g - h0] = sg[i];
                 }
             }
         }
@@ -218,17 +252,13 @@ static void attention_task(void *ctx, int task, int thread)
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            const float *v = cached_rows(e, e->v_cache, e->v_scale, seq, j->layer, kvh, p0, np,
-                                         tmp);
+            kv_block v = cached_block(e, e->v_cache, e->v_scale, seq, j->layer, kvh, p0, np, tmp);
             for (int g = h; g < hn; g++) {
-                float *restrict out = e->att + ((size_t)t * c->n_heads + g) * hd;
-                const float *sg = scores + (size_t)(g - h0) * e->n_ctx;
-                for (int i = 0; i < np; i++) {
-                    const float *restrict vi = v + (size_t)i * hd;
-                    float w = sg[p0 + i] * inv_sum[g - h0];
-                    for (int d = 0; d < hd; d++)
-                        out[d] += w * vi[d];
-                }
+                const float *sg = scores + (size_t)(g - h0) * e->n_ctx + p0;
+                float w[KV_BLOCK];
+                for (int i = 0; i < np; i++)
+                    w[i] = sg[i] * inv_sum[g - h0];
+                block_axpy(v, np, hd, w, e->att + ((size_t)t * c->n_heads + g) * hd);
             }
         }
         h = hn;

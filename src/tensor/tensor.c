@@ -405,6 +405,34 @@ void lb_fp16_row_to_fp32(const uint16_t *src, float *dst, int64_t n)
     g_kernels->f16_to_f32(src, dst, n);
 }
 
+void lb_rows_dot_f32(const float *rows, size_t ld, int nrows, const float *x, int64_t n,
+                     float *y)
+{
+    lb_kernels_init();
+    g_kernels->gemm_f32(rows, ld, nrows, x, (size_t)n, 1, n, y, 1);
+}
+
+void lb_rows_dot_f16(const uint16_t *rows, size_t ld, int nrows, const float *x, int64_t n,
+                     float *y)
+{
+    lb_kernels_init();
+    g_kernels->rows_dot_f16(rows, ld, nrows, x, n, y);
+}
+
+void lb_rows_axpy_f32(const float *w, const float *rows, size_t ld, int nrows, int64_t n,
+                      float *y)
+{
+    lb_kernels_init();
+    g_kernels->rows_axpy_f32(w, rows, ld, nrows, n, y);
+}
+
+void lb_rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
+                      float *y)
+{
+    lb_kernels_init();
+    g_kernels->rows_axpy_f16(w, rows, ld, nrows, n, y);
+}
+
 void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n)
 {
     lb_kernels_init();

@@ -126,6 +126,17 @@ float lb_dot_f32(const float *a, const float *b, int64_t n);
 /* Rows of fp16 to fp32 and back through the installed kernel level (F16C where present): the
  * values of lb_fp16_to_fp32 / lb_fp32_to_fp16, NaN payloads aside. */
 void lb_fp16_row_to_fp32(const uint16_t *src, float *dst, int64_t n);
+/* Attention over cached keys and values (rows of n elements, ld apart) at the installed
+ * kernel level: y[r] = row_r · x for r < nrows, and y[j] += Σ_r w[r] · row_r[j] with the rows
+ * added in order (see lb_kernel_set). */
+void lb_rows_dot_f32(const float *rows, size_t ld, int nrows, const float *x, int64_t n,
+                     float *y);
+void lb_rows_dot_f16(const uint16_t *rows, size_t ld, int nrows, const float *x, int64_t n,
+                     float *y);
+void lb_rows_axpy_f32(const float *w, const float *rows, size_t ld, int nrows, int64_t n,
+                      float *y);
+void lb_rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
+                      float *y);
 void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n);
 
 #endif

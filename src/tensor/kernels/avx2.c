@@ -3,6 +3,7 @@
 #include "tensor/kernels/kernels.h"
 #include "tensor/repack.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -106,7 +107,7 @@ AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, 
                      y + (size_t)t * ldy + r, ldy);
 }
 
-AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
+AVX2 static inline float dot_f16_inline(const void *row, const float *x, int64_t n)
 {
     const uint16_t *w = row;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -121,6 +122,11 @@ AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
     for (; i < n; i++)
         s += _cvtsh_ss(w[i]) * x[i];
     return s;
+}
+
+AVX2 static float dot_f16(const void *row, const float *x, int64_t n)
+{
+    return dot_f16_inline(row, x, n);
 }
 
 AVX2 static float dot_bf16(const void *row, const float *x, int64_t n)
@@ -503,6 +509,64 @@ AVX2 static void f32_to_f16(const float *src, uint16_t *dst, int64_t n)
         dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+/* ---- attention's rows ------------------------------------------------------------------ */
+
+AVX2 static void rows_dot_f16(const uint16_t *rows, size_t ld, int nrows, const float *x,
+                              int64_t n, float *y)
+{
+    for (int r = 0; r < nrows; r++)
+        y[r] = dot_f16_inline(rows + (size_t)r * ld, x, n);
+}
+
+/* The eight lanes at j of a row, as floats: fp32 as they are, fp16 widened. */
+AVX2 static inline __m256 lanes_f32(const float *row, int64_t j)
+{
+    return _mm256_loadu_ps(row + j);
+}
+
+AVX2 static inline __m256 lanes_f16(const uint16_t *row, int64_t j)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + j)));
+}
+
+/* y[j..j+8·V) stays in V registers while every row adds its weighted lanes; then one vector
+ * at a time, then the last n % 8 elements one by one, each column's additions in row order. */
+#define ROWS_AXPY(name, T, lanes, scalar)                                                   \
+    AVX2 static void name(const float *w, const T *rows, size_t ld, int nrows, int64_t n,   \
+                          float *y)                                                         \
+    {                                                                                       \
+        int64_t j = 0;                                                                      \
+        for (; j + 32 <= n; j += 32) {                                                      \
+            __m256 a0 = _mm256_loadu_ps(y + j), a1 = _mm256_loadu_ps(y + j + 8);            \
+            __m256 a2 = _mm256_loadu_ps(y + j + 16), a3 = _mm256_loadu_ps(y + j + 24);      \
+            for (int r = 0; r < nrows; r++) {                                               \
+                const T *row = rows + (size_t)r * ld;                                       \
+                __m256 wr = _mm256_set1_ps(w[r]);                                           \
+                a0 = _mm256_fmadd_ps(wr, lanes(row, j), a0);                                \
+                a1 = _mm256_fmadd_ps(wr, lanes(row, j + 8), a1);                            \
+                a2 = _mm256_fmadd_ps(wr, lanes(row, j + 16), a2);                           \
+                a3 = _mm256_fmadd_ps(wr, lanes(row, j + 24), a3);                           \
+            }                                                                               \
+            _mm256_storeu_ps(y + j, a0);                                                    \
+            _mm256_storeu_ps(y + j + 8, a1);                                                \
+            _mm256_storeu_ps(y + j + 16, a2);                                               \
+            _mm256_storeu_ps(y + j + 24, a3);                                               \
+        }                                                                                   \
+        for (; j + 8 <= n; j += 8) {                                                        \
+            __m256 a = _mm256_loadu_ps(y + j);                                              \
+            for (int r = 0; r < nrows; r++)                                                 \
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), lanes(rows + (size_t)r * ld, j), a); \
+            _mm256_storeu_ps(y + j, a);                                                     \
+        }                                                                                   \
+        for (; j < n; j++)                                                                  \
+            for (int r = 0; r < nrows; r++)                                                 \
+                y[j] = fmaf(w[r], scalar(rows[(size_t)r * ld + (size_t)j]), y[j]);          \
+    }
+
+#define AS_FLOAT(v) (v)
+ROWS_AXPY(rows_axpy_f32, float, lanes_f32, AS_FLOAT)
+ROWS_AXPY(rows_axpy_f16, uint16_t, lanes_f16, _cvtsh_ss)
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -512,6 +576,9 @@ static const lb_kernel_set avx2_set = {
     quantize_q8,
     f16_to_f32,
     f32_to_f16,
+    rows_dot_f16,
+    rows_axpy_f32,
+    rows_axpy_f16,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

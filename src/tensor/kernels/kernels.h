@@ -50,6 +50,16 @@ typedef struct {
      * values of lb_fp16_to_fp32 / lb_fp32_to_fp16 at every level, NaN payloads aside. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
+    /* Attention over cached keys and values, rows of n elements ld apart. rows_dot_f16:
+     * y[r] = dot_f16(row r, x, n) for r < nrows, each the level's dot_f16 exactly.
+     * rows_axpy_*: y[j] += Σ_r w[r] · row_r[j] for j < n, the rows added in order r = 0, 1, ...
+     * (one multiply-add per row and element; the scalar level rounds the product first). */
+    void (*rows_dot_f16)(const uint16_t *rows, size_t ld, int nrows, const float *x, int64_t n,
+                         float *y);
+    void (*rows_axpy_f32)(const float *w, const float *rows, size_t ld, int nrows, int64_t n,
+                          float *y);
+    void (*rows_axpy_f16)(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
+                          float *y);
 } lb_kernel_set;
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */

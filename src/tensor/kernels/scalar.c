@@ -262,6 +262,29 @@ static void f32_to_f16(const float *src, uint16_t *dst, int64_t n)
         dst[i] = lb_fp32_to_fp16(src[i]);
 }
 
+static void rows_dot_f16(const uint16_t *rows, size_t ld, int nrows, const float *x, int64_t n,
+                         float *y)
+{
+    for (int r = 0; r < nrows; r++)
+        y[r] = dot_f16(rows + (size_t)r * ld, x, n);
+}
+
+static void rows_axpy_f32(const float *w, const float *rows, size_t ld, int nrows, int64_t n,
+                          float *y)
+{
+    for (int r = 0; r < nrows; r++)
+        for (int64_t j = 0; j < n; j++)
+            y[j] += w[r] * rows[(size_t)r * ld + (size_t)j];
+}
+
+static void rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
+                          float *y)
+{
+    for (int r = 0; r < nrows; r++)
+        for (int64_t j = 0; j < n; j++)
+            y[j] += w[r] * lb_fp16_to_fp32(rows[(size_t)r * ld + (size_t)j]);
+}
+
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -271,4 +294,7 @@ const lb_kernel_set lb_kernels_scalar = {
     quantize_q8,
     f16_to_f32,
     f32_to_f16,
+    rows_dot_f16,
+    rows_axpy_f32,
+    rows_axpy_f16,
 };
