@@ -61,10 +61,13 @@ for size in $SIZES; do
   done
 done
 
-# 2. This machine's read bandwidth at the same thread count.
-"$LOWBIT" bench --membw -t "$THREADS" --json >"$OUT/membw.json"
-BW=$("$PY" -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["results"][0]["value"])' "$OUT/membw.json")
-echo "# memory read bandwidth: $BW GB/s ($THREADS threads)"
+# 2. This machine's read bandwidth at the same thread count. It is measured again just before
+# each file's decode, and each row's roofline uses that measurement: on a shared machine the
+# bandwidth drifts over a run as much as the decode speed does.
+bandwidth() { "$LOWBIT" bench --membw -t "$THREADS" --json >"$1"; }
+gbps() { "$PY" -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["results"][0]["value"])' "$1"; }
+bandwidth "$OUT/membw.json"
+echo "# memory read bandwidth: $(gbps "$OUT/membw.json") GB/s ($THREADS threads; again before each file's decode)"
 
 # Runs a command, keeping its stdout in $1 and its peak RSS (KiB) in $1.rss when /usr/bin/time exists.
 # A failing llama-bench leaves its cells empty ("-") instead of ending the run.
@@ -87,6 +90,7 @@ for size in $SIZES; do
     f="$CACHE/$size-$type.gguf"
     tag="$size-$type"
     echo "# measuring $tag" >&2
+    bandwidth "$OUT/$tag.membw.json"
     # tg: one prompt token, then TG decode passes (llama-bench's tg starts from an empty cache).
     measure "$OUT/$tag.lb-tg.json" "$LOWBIT" bench -m "$f" --batch 1 --prompt 1 --gen $((TG + 1)) \
       --reps "$REPS" --warmup 1 -t "$THREADS" --kv-type "$KV" --json -q
@@ -104,9 +108,9 @@ for size in $SIZES; do
 done
 
 # 4. The table.
-"$PY" - "$OUT" "$BW" "$SIZES" "$TYPES" "$TG" "$PP" <<'EOF'
+"$PY" - "$OUT" "$SIZES" "$TYPES" "$TG" "$PP" <<'EOF'
 import json, os, statistics, sys
-out, bw, sizes, types, tg, pp = sys.argv[1], float(sys.argv[2]) * 1e9, sys.argv[3].split(), sys.argv[4].split(), int(sys.argv[5]), int(sys.argv[6])
+out, sizes, types, tg, pp = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), int(sys.argv[5])
 
 def lowbit(path, metric, batch=1):
     for r in json.load(open(path))["results"]:
@@ -136,7 +140,7 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 head = ["model", "type", "MiB", "lowbit tg%d" % tg, "llama tg%d" % tg, "tg ratio",
-        "lowbit pp%d" % pp, "llama pp%d" % pp, "pp ratio", "b16/b1", "roofline %",
+        "lowbit pp%d" % pp, "llama pp%d" % pp, "pp ratio", "b16/b1", "GB/s", "roofline %",
         "lowbit RSS MiB", "llama RSS MiB"]
 print("| " + " | ".join(head) + " |")
 print("|" + "|".join([" --- "] * 2 + [" ---: "] * (len(head) - 2)) + "|")
@@ -151,11 +155,12 @@ for size in sizes:
         b16 = lowbit(p("lb-b16.json"), "decode_tokens_per_s_median", 16)
         bytes_tok = lowbit(p("lb-tg.json"), "weight_bytes_per_token")
         mib = lowbit(p("lb-tg.json"), "model_bytes") / 2**20
+        bw = json.load(open(p("membw.json")))["results"][0]["value"] * 1e9
         roof = None if lb_tg is None else 100.0 * lb_tg * bytes_tok / bw
         lb_rss = max([x for x in (rss(p("lb-tg.json")), rss(p("lb-pp.json"))) if x is not None], default=None)
         cpp_rss = max([x for x in (rss(p("cpp-tg.json")), rss(p("cpp-pp.json"))) if x is not None], default=None)
         print("| " + " | ".join([size, t.upper(), f(mib), f(lb_tg), f(cpp_tg), f(ratio(lb_tg, cpp_tg), 2),
                                  f(lb_pp), f(cpp_pp), f(ratio(lb_pp, cpp_pp), 2), f(ratio(b16, b1), 2),
-                                 f(roof), f(lb_rss), f(cpp_rss)]) + " |")
+                                 f(bw / 1e9), f(roof), f(lb_rss), f(cpp_rss)]) + " |")
 EOF
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
