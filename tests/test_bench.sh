@@ -49,7 +49,7 @@ for r in rs:
     need(set(r) == keys, "keys %s" % sorted(r))
     need(r["task"] == "bench" and r["model"] == model and r["format"] == "F32", "labels %s" % r)
     p = r["params"]
-    need(p["prompt"] == 8 and p["gen"] == 8 and p["threads"] == 1 and p["reps"] == 3, "params %s" % p)
+    need(p["prompt"] == 8 and p["gen"] == 8 and p["threads"] == 1 and p["reps"] == 3 and p["kv_cache"] == "f32", "params %s" % p)
 by = {}
 for r in rs:
     by.setdefault(r["params"]["batch"], {})[r["metric"]] = r

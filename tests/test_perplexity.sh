@@ -52,6 +52,8 @@ within "F16 KV cache from LOWBIT_KV_CACHE" "$(field "$f16" value)" "$(field "$js
 # A Q8 cache (int8 head rows, a scale each): 3.5841 against F32's 3.5796 measured (+0.13 %).
 q8=$("$BIN" perplexity -m "$MODEL" --threads 1 -f "$TS_HEAD" --ctx 256 --chunks 8 --kv-type q8 --json)
 within "Q8 KV cache, ctx 256" "$(field "$q8" value)" "$(field "$json" value)" 0.01
+expect_eq "params.kv_cache, q8" "$(field "$q8" params.kv_cache)" q8
+expect_eq "params.kv_cache, default" "$(field "$json" params.kv_cache)" f32
 [ "$(field "$q8" value)" != "$(field "$json" value)" ] && pass "Q8 KV cache rounds" ||
   fail "Q8 KV cache gave F32's perplexity to the last digit: not quantized?"
 expect_error "unknown KV cache type" "--kv-type q4: expected f32, f16 or q8" -- \

@@ -617,6 +617,7 @@ lb_result *lb_bench_results(const lb_bench_params *p, const lb_bench_row *rows, 
             lb_result_param(res, "reps", json_integer(r->reps));
             lb_result_param(res, "warmup", json_integer(p->warmup));
             lb_result_param(res, "kernels", json_string(lb_kernels_name()));
+            lb_result_param(res, "kv_cache", json_string(lb_kv_type_name(lb_engine_kv_type())));
             if (defs[d].ratio)
                 lb_result_param(res, "baseline", json_string(p->models[p->baseline]));
             if (strcmp(defs[d].metric, "peak_rss_bytes") == 0)
@@ -687,9 +688,10 @@ static void row_cells(const lb_bench_row *r, char cells[N_ALL_COLS][48])
 
 static void write_settings(FILE *out, const lb_bench_params *p, const char *prefix)
 {
-    fprintf(out, "%sprompt %d, gen %d, %d reps after %d warm-up, %d threads, kernels %s",
+    fprintf(out, "%sprompt %d, gen %d, %d reps after %d warm-up, %d threads, kernels %s, KV cache %s",
             prefix, p->prompt, p->gen, p->reps, p->warmup,
-            p->threads > 0 ? p->threads : lb_cpu_count(), lb_kernels_name());
+            p->threads > 0 ? p->threads : lb_cpu_count(), lb_kernels_name(),
+            lb_kv_type_name(lb_engine_kv_type()));
     if (p->baseline >= 0)
         fprintf(out, ", baseline %s", base_name(p->models[p->baseline]));
     fputc('\n', out);

@@ -7,6 +7,7 @@
 #include "eval/dataset.h"
 #include "eval/kld.h"
 #include "eval/result.h"
+#include "model/engine.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -92,6 +93,7 @@ static void write_json(const lb_kld_result *r, const char *model, const char *fo
         res[i].seconds = r->seconds;
         lb_result_param(&res[i], "base", json_string(base));
         lb_result_param(&res[i], "ctx", json_integer(ctx));
+        lb_result_param(&res[i], "kv_cache", json_string(lb_kv_type_name(lb_engine_kv_type())));
         lb_result_param(&res[i], "mode", json_string(mode));
         lb_result_param(&res[i], "chunks", json_integer(r->n_chunks));
         lb_result_param(&res[i], "tokens_per_second", json_real(r->tokens_per_s));

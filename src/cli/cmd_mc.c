@@ -178,6 +178,7 @@ int cmd_mc(int argc, char **argv)
             lb_result_param(&res[i], "limit", json_integer(limit));
             lb_result_param(&res[i], "bos", json_boolean(!no_bos));
             lb_result_param(&res[i], "ctx", json_integer(ctx));
+            lb_result_param(&res[i], "kv_cache", json_string(lb_kv_type_name(lb_engine_kv_type())));
             lb_result_param(&res[i], "batch", json_integer(batch));
             if (data)
                 lb_result_param(&res[i], "data", json_string(data));

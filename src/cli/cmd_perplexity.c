@@ -7,6 +7,7 @@
 #include "eval/dataset.h"
 #include "eval/perplexity.h"
 #include "eval/result.h"
+#include "model/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,7 @@ int cmd_perplexity(int argc, char **argv)
         r.seconds = res.seconds;
         lb_result_param(&r, "mode", json_string(mode));
         lb_result_param(&r, "ctx", json_integer(ctx));
+        lb_result_param(&r, "kv_cache", json_string(lb_kv_type_name(lb_engine_kv_type())));
         if (po.mode == LB_PPL_HF)
             lb_result_param(&r, "stride", json_integer(stride > 0 ? stride : ctx));
         lb_result_param(&r, "chunks", json_integer(res.n_chunks));

@@ -48,6 +48,11 @@ int lb_kv_type_parse(const char *name, lb_kv_type *out)
     return 0;
 }
 
+const char *lb_kv_type_name(lb_kv_type t)
+{
+    return t == LB_KV_F16 ? "f16" : t == LB_KV_Q8 ? "q8" : "f32";
+}
+
 lb_kv_type lb_engine_kv_type(void)
 {
     if (g_kv_type >= 0)

@@ -34,6 +34,8 @@ void lb_engine_set_kv_type(lb_kv_type t);
 int lb_kv_type_parse(const char *name, lb_kv_type *out);
 /* The type engines get: set by lb_engine_set_kv_type, else LOWBIT_KV_CACHE, else F32. */
 lb_kv_type lb_engine_kv_type(void);
+/* "f32", "f16" or "q8", as lb_kv_type_parse reads them: results say which cache they ran on. */
+const char *lb_kv_type_name(lb_kv_type t);
 void lb_engine_free(lb_engine *e);
 
 /* Runs the batch; writes one row of vocab_size logits per token that wants them, in batch

@@ -144,7 +144,7 @@ static json_t *model_meta(srv_server *s, const srv_model *m)
                       qi->calib_seqlen, "calib_file", qi->calib_file);
     }
     return json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:f, s:I, s:i, s:i, s:f, "
-                     "s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:o}",
+                     "s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:s, s:o}",
                      "role", m->role, "loaded", true, "name", c->name, "path", m->path,
                      "format", m->m->format, "architecture", c->arch_name, "parameters",
                      (json_int_t)params, "method", m->method, "bits", m->bits, "group_size",
@@ -155,7 +155,8 @@ static json_t *model_meta(srv_server *s, const srv_model *m)
                      lb_kernels_name(), "chat_template", m->chat_kind, "slots",
                      lb_engine_n_seq(m->e), "threads", lb_pool_size(lb_engine_pool(m->e)),
                      "vocab_size", c->vocab_size, "layers", c->n_layers, "kv_cache_bytes",
-                     (json_int_t)lb_engine_kv_bytes(m->e), "quantization", q);
+                     (json_int_t)lb_engine_kv_bytes(m->e), "kv_cache_type",
+                     lb_kv_type_name(lb_engine_kv_type()), "quantization", q);
 }
 
 enum MHD_Result srv_metadata(srv_server *s, srv_conn *cc, const char *path)

@@ -176,7 +176,7 @@ def cmd_endpoints(s):
         check("metadata %s figures" % role, md.get("architecture") == "llama" and md.get("parameters") == 292800
               and md.get("bits") == 32 and abs(md.get("bits_per_weight", 0) - 32.0) < 1e-9
               and md.get("size_bytes") == 292800 * 4 and md.get("context_length") == 2048
-              and md.get("kernels") in ("scalar", "avx2", "avx512"), md)
+              and md.get("kernels") in ("scalar", "avx2", "avx512") and md.get("kv_cache_type") == "f32", md)
 
     st, j = s.json("GET", "/v1/models")
     ids = [d["id"] for d in j.get("data", [])]
