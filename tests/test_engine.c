@@ -96,11 +96,13 @@ static void one_by_one(lb_engine *e, int seq, const int *tokens, int n, float *o
 }
 
 /* An engine with a KV cache of type t holds `bytes`, and its logits for the prompt, whole
- * (blocked attention over the run) and one token at a time, are within `paths` of each
- * other and within `f32` of the F32 cache's (ref), but not equal to them. */
+ * (blocked attention over the run: the batch b, every position of one sequence, logits
+ * everywhere) and one token at a time, are within `paths` of each other and within `f32` of
+ * the F32 cache's (ref), but not equal to them. */
 static void check_kv_type(const lb_model *m, lb_kv_type t, const char *name, size_t bytes,
-                          const int *tok, int n, const float *ref, float paths, float f32)
+                          const lb_batch *b, const float *ref, float paths, float f32)
 {
+    int n = b->n;
     lb_error err;
     int vocab = m->cfg.vocab_size;
     lb_engine_set_kv_type(t);
@@ -112,16 +114,8 @@ static void check_kv_type(const lb_model *m, lb_kv_type t, const char *name, siz
           lb_engine_kv_bytes(h1), bytes);
     float *h_one = malloc((size_t)n * vocab * sizeof(float));
     float *h_all = malloc((size_t)n * vocab * sizeof(float));
-    int *pos = malloc((size_t)n * sizeof(int)), *seq = malloc((size_t)n * sizeof(int));
-    bool *want = malloc((size_t)n * sizeof(bool));
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-        seq[i] = 1;
-        want[i] = true;
-    }
-    one_by_one(h1, 0, tok, n, h_one, vocab);
-    lb_batch b = {n, tok, pos, seq, want};
-    CHECK(lb_engine_forward(h2, &b, h_all, &err) == 0, "%s", err.msg);
+    one_by_one(h1, 0, b->token, n, h_one, vocab);
+    CHECK(lb_engine_forward(h2, b, h_all, &err) == 0, "%s", err.msg);
     float dp = max_abs_diff(h_one, h_all, n * vocab);
     CHECK(dp < paths, "%s cache: batched prefill differs from one-by-one by %g", name, dp);
     float d = max_abs_diff(ref, h_one, n * vocab);
@@ -132,9 +126,6 @@ static void check_kv_type(const lb_model *m, lb_kv_type t, const char *name, siz
     lb_engine_free(h2);
     free(h_one);
     free(h_all);
-    free(pos);
-    free(seq);
-    free(want);
 }
 
 int main(void)
@@ -250,13 +241,16 @@ int main(void)
      * and near the F32 logits. Not as near as with F32: the two paths' last-bit differences in
      * a key or value can fall either side of an fp16 rounding, which moves it by 2^-11. */
     CHECK(n >= 16, "the prompt (%d tokens) is too short for the blocked attention", n);
+    for (int i = 0; i < n; i++)
+        seq[i] = 1;
+    b.want_logits = want;
     size_t f32_bytes = lb_engine_kv_bytes(e1);
-    check_kv_type(m, LB_KV_F16, "F16", f32_bytes / 2, tok, n, ref, 1e-2f, 2e-2f);
+    check_kv_type(m, LB_KV_F16, "F16", f32_bytes / 2, &b, ref, 1e-2f, 2e-2f);
     /* A Q8 cache: int8 rows and a float scale per head row (stories260K's heads are 8 wide,
      * so 1 + 4/8 bytes an element). The same, with an int8 step of a row's max / 127 where a
      * last-bit difference can flip a rounding; 0.45 from F32 measured (F16: 0.011). */
     int hd = m->cfg.head_dim;
-    check_kv_type(m, LB_KV_Q8, "Q8", f32_bytes / 4 + f32_bytes / 4 / (size_t)hd * 4, tok, n, ref,
+    check_kv_type(m, LB_KV_Q8, "Q8", f32_bytes / 4 + f32_bytes / 4 / (size_t)hd * 4, &b, ref,
                   5e-2f, 1.0f);
 
     /* The quantizers' partial block runs, on the interleaved batch. */
