@@ -432,9 +432,10 @@ static void test_f32_gemm(void)
 }
 
 /* Attention's row kernels at every level: rows_dot_f16 is the level's dot_f16 row by row, bit
- * for bit; rows_axpy (fp32 and fp16 rows) is within a few roundings of a double-precision
- * sum, and adds to what y held. Head sizes of the models in use (8, 48, 64, 128) and odd ones,
- * 1 to 70 rows, rows further apart than they are long. */
+ * for bit; rows_dot_q8 and rows_axpy (fp32, fp16 and scaled int8 rows) are within a few
+ * roundings of a double-precision sum, and rows_axpy adds to what y held. Head sizes of the
+ * models in use (8, 48, 64, 128) and odd ones, 1 to 70 rows, rows further apart than they are
+ * long, int8 rows reaching ±127. */
 static void test_attention_rows(void)
 {
     const lb_kernel_set *levels[] = {&lb_kernels_scalar, lb_kernels_level("avx2"),
@@ -446,6 +447,8 @@ static void test_attention_rows(void)
     enum { MAXN = 128, MAXR = 70, LD = MAXN + 5 };
     static float rows[MAXR * LD], x[MAXN], w[MAXR], y[MAXN], y0[MAXN], dots[MAXR];
     static uint16_t rows16[MAXR * LD];
+    static int8_t rows8[MAXR * LD];
+    static float scale8[MAXR];
     int failures = 0;
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
@@ -454,6 +457,10 @@ static void test_attention_rows(void)
                 rows16[i] = lb_fp32_to_fp16(lb_rng_normal(&rng) * 3.0f);
                 rows[i] = lb_fp16_to_fp32(rows16[i]);   /* the same values both ways */
             }
+            for (int i = 0; i < MAXR * LD; i++)
+                rows8[i] = (int8_t)((int)(lb_rng_next(&rng) % 255) - 127);
+            for (int r = 0; r < MAXR; r++)
+                scale8[r] = (lb_rng_uniform(&rng) + 0.01f) / 40.0f;
             for (int i = 0; i < n; i++) {
                 x[i] = lb_rng_normal(&rng);
                 y0[i] = lb_rng_normal(&rng);
@@ -471,22 +478,40 @@ static void test_attention_rows(void)
                         CHECK(0, "%s rows_dot_f16 n %d row %d/%d: %.9g, dot_f16 %.9g", k->name,
                               n, r, nr, (double)dots[r], (double)one);
                 }
-                for (int f16 = 0; f16 < 2; f16++) {
+                k->rows_dot_q8(rows8, scale8, LD, nr, x, n, dots);
+                for (int r = 0; r < nr; r++) {
+                    double ref = 0, mag = 0;
+                    for (int j = 0; j < n; j++) {
+                        ref += (double)rows8[(size_t)r * LD + j] * x[j];
+                        mag += fabs((double)rows8[(size_t)r * LD + j] * x[j]);
+                    }
+                    ref *= scale8[r];
+                    mag *= scale8[r];
+                    if (fabs(dots[r] - ref) > 4 * (n + 1) * 0x1p-24 * mag && failures++ < 5)
+                        CHECK(0, "%s rows_dot_q8 n %d row %d/%d: %.9g, exact %.9g", k->name, n,
+                              r, nr, (double)dots[r], ref);
+                }
+                static const char *const kinds[] = {"f32", "f16", "q8"};
+                for (int kind = 0; kind < 3; kind++) {
                     memcpy(y, y0, sizeof y);
-                    if (f16)
+                    if (kind == 1)
                         k->rows_axpy_f16(w, rows16, LD, nr, n, y);
+                    else if (kind == 2)
+                        k->rows_axpy_q8(w, rows8, scale8, LD, nr, n, y);
                     else
                         k->rows_axpy_f32(w, rows, LD, nr, n, y);
                     for (int j = 0; j < n; j++) {
                         double ref = y0[j], mag = fabs(y0[j]);
                         for (int r = 0; r < nr; r++) {
-                            ref += (double)w[r] * rows[(size_t)r * LD + j];
-                            mag += fabs((double)w[r] * rows[(size_t)r * LD + j]);
+                            size_t at = (size_t)r * LD + (size_t)j;
+                            double v = kind == 2 ? (double)scale8[r] * rows8[at] : rows[at];
+                            ref += (double)w[r] * v;
+                            mag += fabs((double)w[r] * v);
                         }
-                        double tol = 4 * (nr + 1) * 0x1p-24 * mag;
+                        double tol = 4 * (nr + 2) * 0x1p-24 * mag;
                         if (fabs(y[j] - ref) > tol && failures++ < 5)
                             CHECK(0, "%s rows_axpy_%s n %d rows %d col %d: %.9g, exact %.9g",
-                                  k->name, f16 ? "f16" : "f32", n, nr, j, (double)y[j], ref);
+                                  k->name, kinds[kind], n, nr, j, (double)y[j], ref);
                     }
                 }
             }

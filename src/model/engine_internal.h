@@ -17,8 +17,8 @@ struct lb_engine {
     float *k_scale, *v_scale;  /* Q8: each head row's scale, [n_seq][n_layers][n_kv_heads]
                                 * [n_ctx] (the row's kv_index / head_dim) */
     lb_kv_type kv_type;
-    float *kv_rows;            /* F16 and Q8 caches, per thread: 2 * att_run_ldk head rows (at
-                                * least KV_BLOCK) expanded to fp32 for the attention kernels */
+    float *kv_rows;            /* F16 and Q8 caches, per thread: 2 * att_run_ldk head rows
+                                * expanded to fp32 for the blocked attention's kernels */
     float *rope_freqs;         /* [head_dim / 2] */
     /* Scratch for a batch of up to cap tokens. */
     int cap;

@@ -112,7 +112,7 @@ typedef struct {
     int hpt;                /* query heads per task of the token path */
 } attn_job;
 
-/* Positions of one head's cached keys or values expanded at a time by the token path. */
+/* Positions of one head's cached keys or values the token path reads at a time. */
 #define KV_BLOCK 64
 
 /* Rows p0..p0+n-1 of kv head kvh's cached keys or values (consecutive in the cache), as fp32:
@@ -137,46 +137,49 @@ static inline const float *cached_rows(const lb_engine *e, const void *cache, co
     return tmp;
 }
 
-/* A block of one kv head's cached rows as the token path's kernels take them: fp32 (an F32
- * cache's own, or a Q8 block expanded into tmp) or an F16 cache's own fp16 rows, which the
- * kernels widen as they read. */
+/* Consecutive cached rows of one kv head as the token path's kernels read them, in the
+ * cache's own type: the kernels widen fp16 and int8 (times each row's scale) as they go. */
 typedef struct {
-    const float *f32;
-    const uint16_t *f16;
+    lb_kv_type type;
+    const void *rows;
+    const float *scale;   /* Q8: each row's */
 } kv_block;
 
 static inline kv_block cached_block(const lb_engine *e, const void *cache, const float *scale,
-                                    int seq, int layer, int kvh, int p0, int n, float *tmp)
+                                    int seq, int layer, int kvh, int p0)
 {
-    if (e->kv_type == LB_KV_F16)
-        return (kv_block){NULL, (const uint16_t *)cache + kv_index(e, seq, layer, kvh, p0)};
-    return (kv_block){cached_rows(e, cache, scale, seq, layer, kvh, p0, n, tmp), NULL};
+    size_t i = kv_index(e, seq, layer, kvh, p0);
+    const char *rows = (const char *)cache + i * kv_elem_bytes(e->kv_type);
+    return (kv_block){e->kv_type, rows,
+                      e->kv_type == LB_KV_Q8 ? scale + i / (size_t)e->m->cfg.head_dim : NULL};
 }
 
 /* s[i] = q · row i of the block, for its n rows. */
 static inline void block_dots(kv_block k, int n, int hd, const float *q, float *s)
 {
-    if (k.f16)
-        lb_rows_dot_f16(k.f16, (size_t)hd, n, q, hd, s);
+    if (k.type == LB_KV_F16)
+        lb_rows_dot_f16(k.rows, (size_t)hd, n, q, hd, s);
+    else if (k.type == LB_KV_Q8)
+        lb_rows_dot_q8(k.rows, k.scale, (size_t)hd, n, q, hd, s);
     else
-        lb_rows_dot_f32(k.f32, (size_t)hd, n, q, hd, s);
+        lb_rows_dot_f32(k.rows, (size_t)hd, n, q, hd, s);
 }
 
 /* out += Σ_i w[i] · row i of the block, rows in order. */
 static inline void block_axpy(kv_block v, int n, int hd, const float *w, float *out)
 {
-    if (v.f16)
-        lb_rows_axpy_f16(w, v.f16, (size_t)hd, n, hd, out);
+    if (v.type == LB_KV_F16)
+        lb_rows_axpy_f16(w, v.rows, (size_t)hd, n, hd, out);
+    else if (v.type == LB_KV_Q8)
+        lb_rows_axpy_q8(w, v.rows, v.scale, (size_t)hd, n, hd, out);
     else
-        lb_rows_axpy_f32(w, v.f32, (size_t)hd, n, hd, out);
+        lb_rows_axpy_f32(w, v.rows, (size_t)hd, n, hd, out);
 }
 
-/* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows, or
- * the token path's KV_BLOCK. */
+/* Floats of lb_engine.kv_rows per thread: the blocked path's 2 · att_run_ldk head rows. */
 static inline size_t kv_rows_per_thread(const lb_engine *e)
 {
-    int ldk = e->att_run_ldk > KV_BLOCK / 2 ? e->att_run_ldk : KV_BLOCK / 2;
-    return 2 * (size_t)ldk * (size_t)e->m->cfg.head_dim;
+    return 2 * (size_t)e->att_run_ldk * (size_t)e->m->cfg.head_dim;
 }
 
 /* This thread's room for expanded F16 or Q8 rows (see lb_engine.kv_rows). */
@@ -218,14 +221,13 @@ static void attention_task(void *ctx, int task, int thread)
     int seq = j->b->seq[t], pos = j->b->pos[t];
     float *scores = e->att_scores + (size_t)thread * ATT_CHUNK_HEADS * (size_t)e->n_ctx;
     float scale = 1.0f / sqrtf((float)hd), max[ATT_CHUNK_HEADS], inv_sum[ATT_CHUNK_HEADS];
-    float *tmp = e->kv_type != LB_KV_F32 ? thread_rows(e, thread) : NULL;
     for (int h = h0; h < h1; h++)
         max[h - h0] = -INFINITY;
     for (int h = h0; h < h1;) {   /* the query heads of one kv head at a time */
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            kv_block k = cached_block(e, e->k_cache, e->k_scale, seq, j->layer, kvh, p0, np, tmp);
+            kv_block k = cached_block(e, e->k_cache, e->k_scale, seq, j->layer, kvh, p0);
             for (int g = h; g < hn; g++) {
                 const float *q = e->q + ((size_t)t * c->n_heads + g) * hd;
                 float *sg = scores + (size_t)(g - h0) * e->n_ctx + p0;
@@ -252,7 +254,7 @@ static void attention_task(void *ctx, int task, int thread)
         int kvh = h / group, hn = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         for (int p0 = 0; p0 <= pos; p0 += KV_BLOCK) {
             int np = pos + 1 - p0 < KV_BLOCK ? pos + 1 - p0 : KV_BLOCK;
-            kv_block v = cached_block(e, e->v_cache, e->v_scale, seq, j->layer, kvh, p0, np, tmp);
+            kv_block v = cached_block(e, e->v_cache, e->v_scale, seq, j->layer, kvh, p0);
             for (int g = h; g < hn; g++) {
                 const float *sg = scores + (size_t)(g - h0) * e->n_ctx + p0;
                 float w[KV_BLOCK];

@@ -433,6 +433,20 @@ void lb_rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows
     g_kernels->rows_axpy_f16(w, rows, ld, nrows, n, y);
 }
 
+void lb_rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows,
+                    const float *x, int64_t n, float *y)
+{
+    lb_kernels_init();
+    g_kernels->rows_dot_q8(rows, scale, ld, nrows, x, n, y);
+}
+
+void lb_rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld, int nrows,
+                     int64_t n, float *y)
+{
+    lb_kernels_init();
+    g_kernels->rows_axpy_q8(w, rows, scale, ld, nrows, n, y);
+}
+
 void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n)
 {
     lb_kernels_init();

@@ -137,6 +137,11 @@ void lb_rows_axpy_f32(const float *w, const float *rows, size_t ld, int nrows, i
                       float *y);
 void lb_rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
                       float *y);
+/* The same for int8 rows with a float scale each (a Q8 KV cache). */
+void lb_rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows,
+                    const float *x, int64_t n, float *y);
+void lb_rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld, int nrows,
+                     int64_t n, float *y);
 void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n);
 
 #endif

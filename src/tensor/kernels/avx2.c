@@ -567,6 +567,65 @@ AVX2 static inline __m256 lanes_f16(const uint16_t *row, int64_t j)
 ROWS_AXPY(rows_axpy_f32, float, lanes_f32, AS_FLOAT)
 ROWS_AXPY(rows_axpy_f16, uint16_t, lanes_f16, _cvtsh_ss)
 
+/* Eight int8 as floats (exact). */
+AVX2 static inline __m256 lanes_i8(const int8_t *q)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)q)));
+}
+
+AVX2 static void rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows,
+                             const float *x, int64_t n, float *y)
+{
+    for (int r = 0; r < nrows; r++) {
+        const int8_t *q = rows + (size_t)r * ld;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16) {
+            a0 = _mm256_fmadd_ps(lanes_i8(q + j), _mm256_loadu_ps(x + j), a0);
+            a1 = _mm256_fmadd_ps(lanes_i8(q + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+        }
+        for (; j + 8 <= n; j += 8)
+            a0 = _mm256_fmadd_ps(lanes_i8(q + j), _mm256_loadu_ps(x + j), a0);
+        float s = hsum_ps(_mm256_add_ps(a0, a1));
+        for (; j < n; j++)
+            s += (float)q[j] * x[j];
+        y[r] = scale[r] * s;
+    }
+}
+
+/* As ROWS_AXPY, each row's weight times its scale first. */
+AVX2 static void rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld,
+                              int nrows, int64_t n, float *y)
+{
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 a0 = _mm256_loadu_ps(y + j), a1 = _mm256_loadu_ps(y + j + 8);
+        __m256 a2 = _mm256_loadu_ps(y + j + 16), a3 = _mm256_loadu_ps(y + j + 24);
+        for (int r = 0; r < nrows; r++) {
+            const int8_t *q = rows + (size_t)r * ld + j;
+            __m256 wr = _mm256_set1_ps(w[r] * scale[r]);
+            a0 = _mm256_fmadd_ps(wr, lanes_i8(q), a0);
+            a1 = _mm256_fmadd_ps(wr, lanes_i8(q + 8), a1);
+            a2 = _mm256_fmadd_ps(wr, lanes_i8(q + 16), a2);
+            a3 = _mm256_fmadd_ps(wr, lanes_i8(q + 24), a3);
+        }
+        _mm256_storeu_ps(y + j, a0);
+        _mm256_storeu_ps(y + j + 8, a1);
+        _mm256_storeu_ps(y + j + 16, a2);
+        _mm256_storeu_ps(y + j + 24, a3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        __m256 a = _mm256_loadu_ps(y + j);
+        for (int r = 0; r < nrows; r++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(w[r] * scale[r]),
+                                lanes_i8(rows + (size_t)r * ld + j), a);
+        _mm256_storeu_ps(y + j, a);
+    }
+    for (; j < n; j++)
+        for (int r = 0; r < nrows; r++)
+            y[j] = fmaf(w[r] * scale[r], (float)rows[(size_t)r * ld + (size_t)j], y[j]);
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -579,6 +638,8 @@ static const lb_kernel_set avx2_set = {
     rows_dot_f16,
     rows_axpy_f32,
     rows_axpy_f16,
+    rows_dot_q8,
+    rows_axpy_q8,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

@@ -60,6 +60,12 @@ typedef struct {
                           float *y);
     void (*rows_axpy_f16)(const float *w, const uint16_t *rows, size_t ld, int nrows, int64_t n,
                           float *y);
+    /* The same for int8 rows that each carry a float scale (a Q8 KV cache): y[r] = scale[r] ·
+     * Σ_j row_r[j] · x[j], and y[j] += Σ_r (w[r] · scale[r]) · row_r[j]. */
+    void (*rows_dot_q8)(const int8_t *rows, const float *scale, size_t ld, int nrows,
+                        const float *x, int64_t n, float *y);
+    void (*rows_axpy_q8)(const float *w, const int8_t *rows, const float *scale, size_t ld,
+                         int nrows, int64_t n, float *y);
 } lb_kernel_set;
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */

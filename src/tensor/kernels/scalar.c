@@ -285,6 +285,33 @@ static void rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int n
             y[j] += w[r] * lb_fp16_to_fp32(rows[(size_t)r * ld + (size_t)j]);
 }
 
+static void rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows,
+                        const float *x, int64_t n, float *y)
+{
+    for (int r = 0; r < nrows; r++) {
+        const int8_t *q = rows + (size_t)r * ld;
+        float acc[8] = {0}, s = 0;
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int k = 0; k < 8; k++)
+                acc[k] += (float)q[j + k] * x[j + k];
+        for (; j < n; j++)
+            s += (float)q[j] * x[j];
+        y[r] = scale[r] * (s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                           ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+    }
+}
+
+static void rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld,
+                         int nrows, int64_t n, float *y)
+{
+    for (int r = 0; r < nrows; r++) {
+        float a = w[r] * scale[r];
+        for (int64_t j = 0; j < n; j++)
+            y[j] += a * (float)rows[(size_t)r * ld + (size_t)j];
+    }
+}
+
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -297,4 +324,6 @@ const lb_kernel_set lb_kernels_scalar = {
     rows_dot_f16,
     rows_axpy_f32,
     rows_axpy_f16,
+    rows_dot_q8,
+    rows_axpy_q8,
 };
