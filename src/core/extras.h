@@ -10,7 +10,7 @@
 
 /* The address of a symbol the module defines, opening the module first if need be; NULL with
  * err naming the module's path and the loader's reason when it cannot be opened or lacks the
- * symbol. */
+ * symbol. From the main thread (command dispatch, joining an MPI job): not thread-safe. */
 void *lb_extras_symbol(const char *name, lb_error *err);
 
 #endif

@@ -597,10 +597,7 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
     int hd = e->m->cfg.head_dim;
     size_t threads = (size_t)lb_pool_size(e->pool);
     int ldk = n_runs ? (longest + RUN_LANES - 1) / RUN_LANES * RUN_LANES : 1;
-    bool expanded = e->kv_type != LB_KV_F32;
-    if (ldk > e->att_run_ldk || (expanded && !e->kv_rows)) {
-        if (ldk < e->att_run_ldk)
-            ldk = e->att_run_ldk;
+    if (ldk > e->att_run_ldk) {   /* the first call, or a longer run than any before */
         free(e->att_run);
         free(e->att_rows);
         free(e->kv_rows);
@@ -608,7 +605,9 @@ void op_attention(lb_engine *e, int layer, const lb_batch *b)
                                sizeof(float));
         e->att_rows = lb_malloc(threads * 2 * (size_t)ldk * sizeof(float *));
         e->att_run_ldk = ldk;
-        e->kv_rows = expanded ? lb_malloc(threads * kv_rows_per_thread(e) * sizeof(float)) : NULL;
+        e->kv_rows = e->kv_type != LB_KV_F32
+                         ? lb_malloc(threads * kv_rows_per_thread(e) * sizeof(float))
+                         : NULL;
     }
     if (n_runs) {
         run_job rj = {e, layer, runs, ldk};
