@@ -402,17 +402,9 @@ pdot_one(const uint8_t *group, int64_t nb, const int8_t *x, const float *xd, con
             __m256i bias = _mm256_slli_epi32(_mm256_set1_epi32(xsum[b]), 3);
             dots0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), bias);
             dots1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), bias);
-        } else {
-            dots0 = dots1 = _mm256_setzero_si256();
-            for (int g = 0; g < 8; g++) {
-                __m256i xw = word256(x, g);
-                __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g));
-                __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(chunks + 64 * g + 32));
-                dots0 = _mm256_add_epi32(dots0, _mm256_madd_epi16(_mm256_maddubs_epi16(
-                    _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(xw, w0)), ones));
-                dots1 = _mm256_add_epi32(dots1, _mm256_madd_epi16(_mm256_maddubs_epi16(
-                    _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(xw, w1)), ones));
-            }
+        } else {   /* the halves' words broadcast once when inlined side by side */
+            dots0 = q8_0_dots(chunks, x);
+            dots1 = q8_0_dots(chunks + 32, x);
         }
         __m256 xs = _mm256_set1_ps(xd[b]);
         __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)group));
