@@ -510,59 +510,82 @@ AVX2 static void rows_dot_f16(const uint16_t *rows, size_t ld, int nrows, const 
         y[r] = dot_f16_inline(rows + (size_t)r * ld, x, n);
 }
 
-/* The eight lanes at j of a row, as floats: fp32 as they are, fp16 widened. */
-AVX2 static inline __m256 lanes_f32(const float *row, int64_t j)
+/* Cached rows of attention: fp32, fp16, or int8 with a scale per row (applied to the row's
+ * weight, outside the lanes). */
+enum { ROW_F32, ROW_F16, ROW_I8 };
+
+/* Lanes j..j+7 of a row as floats (exact widening), and element j alone. */
+AVX2 static inline __m256 row_lanes(const void *row, int kind, int64_t j)
 {
-    return _mm256_loadu_ps(row + j);
+    if (kind == ROW_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)row + j)));
+    if (kind == ROW_I8)
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+            _mm_loadl_epi64((const __m128i *)(const void *)((const int8_t *)row + j))));
+    return _mm256_loadu_ps((const float *)row + j);
 }
 
-AVX2 static inline __m256 lanes_f16(const uint16_t *row, int64_t j)
+AVX2 static inline float row_value(const void *row, int kind, int64_t j)
 {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + j)));
+    return kind == ROW_F16 ? _cvtsh_ss(((const uint16_t *)row)[j])
+           : kind == ROW_I8 ? (float)((const int8_t *)row)[j]
+                            : ((const float *)row)[j];
 }
 
-/* y[j..j+8·V) stays in V registers while every row adds its weighted lanes; then one vector
- * at a time, then the last n % 8 elements one by one, each column's additions in row order. */
-#define ROWS_AXPY(name, T, lanes, scalar)                                                   \
-    AVX2 static void name(const float *w, const T *rows, size_t ld, int nrows, int64_t n,   \
-                          float *y)                                                         \
-    {                                                                                       \
-        int64_t j = 0;                                                                      \
-        for (; j + 32 <= n; j += 32) {                                                      \
-            __m256 a0 = _mm256_loadu_ps(y + j), a1 = _mm256_loadu_ps(y + j + 8);            \
-            __m256 a2 = _mm256_loadu_ps(y + j + 16), a3 = _mm256_loadu_ps(y + j + 24);      \
-            for (int r = 0; r < nrows; r++) {                                               \
-                const T *row = rows + (size_t)r * ld;                                       \
-                __m256 wr = _mm256_set1_ps(w[r]);                                           \
-                a0 = _mm256_fmadd_ps(wr, lanes(row, j), a0);                                \
-                a1 = _mm256_fmadd_ps(wr, lanes(row, j + 8), a1);                            \
-                a2 = _mm256_fmadd_ps(wr, lanes(row, j + 16), a2);                           \
-                a3 = _mm256_fmadd_ps(wr, lanes(row, j + 24), a3);                           \
-            }                                                                               \
-            _mm256_storeu_ps(y + j, a0);                                                    \
-            _mm256_storeu_ps(y + j + 8, a1);                                                \
-            _mm256_storeu_ps(y + j + 16, a2);                                               \
-            _mm256_storeu_ps(y + j + 24, a3);                                               \
-        }                                                                                   \
-        for (; j + 8 <= n; j += 8) {                                                        \
-            __m256 a = _mm256_loadu_ps(y + j);                                              \
-            for (int r = 0; r < nrows; r++)                                                 \
-                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), lanes(rows + (size_t)r * ld, j), a); \
-            _mm256_storeu_ps(y + j, a);                                                     \
-        }                                                                                   \
-        for (; j < n; j++)                                                                  \
-            for (int r = 0; r < nrows; r++)                                                 \
-                y[j] = fmaf(w[r], scalar(rows[(size_t)r * ld + (size_t)j]), y[j]);          \
+/* y[j..j+8·4) stays in four registers while every row adds its weighted lanes; then one vector
+ * at a time, then the last n % 8 elements one by one, each column's additions in row order.
+ * Inlined with a constant kind, so each wrapper below is its own loop. */
+AVX2 static inline __attribute__((always_inline)) void
+rows_axpy(const float *w, const void *rows, int kind, size_t elem, const float *scale, size_t ld,
+          int nrows, int64_t n, float *y)
+{
+#define ROW(r) ((const char *)rows + (size_t)(r) * ld * elem)
+#define WEIGHT(r) (scale ? w[r] * scale[r] : w[r])
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 a0 = _mm256_loadu_ps(y + j), a1 = _mm256_loadu_ps(y + j + 8);
+        __m256 a2 = _mm256_loadu_ps(y + j + 16), a3 = _mm256_loadu_ps(y + j + 24);
+        for (int r = 0; r < nrows; r++) {
+            __m256 wr = _mm256_set1_ps(WEIGHT(r));
+            a0 = _mm256_fmadd_ps(wr, row_lanes(ROW(r), kind, j), a0);
+            a1 = _mm256_fmadd_ps(wr, row_lanes(ROW(r), kind, j + 8), a1);
+            a2 = _mm256_fmadd_ps(wr, row_lanes(ROW(r), kind, j + 16), a2);
+            a3 = _mm256_fmadd_ps(wr, row_lanes(ROW(r), kind, j + 24), a3);
+        }
+        _mm256_storeu_ps(y + j, a0);
+        _mm256_storeu_ps(y + j + 8, a1);
+        _mm256_storeu_ps(y + j + 16, a2);
+        _mm256_storeu_ps(y + j + 24, a3);
     }
+    for (; j + 8 <= n; j += 8) {
+        __m256 a = _mm256_loadu_ps(y + j);
+        for (int r = 0; r < nrows; r++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(WEIGHT(r)), row_lanes(ROW(r), kind, j), a);
+        _mm256_storeu_ps(y + j, a);
+    }
+    for (; j < n; j++)
+        for (int r = 0; r < nrows; r++)
+            y[j] = fmaf(WEIGHT(r), row_value(ROW(r), kind, j), y[j]);
+#undef ROW
+#undef WEIGHT
+}
 
-#define AS_FLOAT(v) (v)
-ROWS_AXPY(rows_axpy_f32, float, lanes_f32, AS_FLOAT)
-ROWS_AXPY(rows_axpy_f16, uint16_t, lanes_f16, _cvtsh_ss)
-
-/* Eight int8 as floats (exact). */
-AVX2 static inline __m256 lanes_i8(const int8_t *q)
+AVX2 static void rows_axpy_f32(const float *w, const float *rows, size_t ld, int nrows, int64_t n,
+                               float *y)
 {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)q)));
+    rows_axpy(w, rows, ROW_F32, sizeof(float), NULL, ld, nrows, n, y);
+}
+
+AVX2 static void rows_axpy_f16(const float *w, const uint16_t *rows, size_t ld, int nrows,
+                               int64_t n, float *y)
+{
+    rows_axpy(w, rows, ROW_F16, sizeof(uint16_t), NULL, ld, nrows, n, y);
+}
+
+AVX2 static void rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld,
+                              int nrows, int64_t n, float *y)
+{
+    rows_axpy(w, rows, ROW_I8, 1, scale, ld, nrows, n, y);
 }
 
 AVX2 static void rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows,
@@ -573,49 +596,16 @@ AVX2 static void rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, 
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         int64_t j = 0;
         for (; j + 16 <= n; j += 16) {
-            a0 = _mm256_fmadd_ps(lanes_i8(q + j), _mm256_loadu_ps(x + j), a0);
-            a1 = _mm256_fmadd_ps(lanes_i8(q + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+            a0 = _mm256_fmadd_ps(row_lanes(q, ROW_I8, j), _mm256_loadu_ps(x + j), a0);
+            a1 = _mm256_fmadd_ps(row_lanes(q, ROW_I8, j + 8), _mm256_loadu_ps(x + j + 8), a1);
         }
         for (; j + 8 <= n; j += 8)
-            a0 = _mm256_fmadd_ps(lanes_i8(q + j), _mm256_loadu_ps(x + j), a0);
+            a0 = _mm256_fmadd_ps(row_lanes(q, ROW_I8, j), _mm256_loadu_ps(x + j), a0);
         float s = hsum_ps(_mm256_add_ps(a0, a1));
         for (; j < n; j++)
             s += (float)q[j] * x[j];
         y[r] = scale[r] * s;
     }
-}
-
-/* As ROWS_AXPY, each row's weight times its scale first. */
-AVX2 static void rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld,
-                              int nrows, int64_t n, float *y)
-{
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32) {
-        __m256 a0 = _mm256_loadu_ps(y + j), a1 = _mm256_loadu_ps(y + j + 8);
-        __m256 a2 = _mm256_loadu_ps(y + j + 16), a3 = _mm256_loadu_ps(y + j + 24);
-        for (int r = 0; r < nrows; r++) {
-            const int8_t *q = rows + (size_t)r * ld + j;
-            __m256 wr = _mm256_set1_ps(w[r] * scale[r]);
-            a0 = _mm256_fmadd_ps(wr, lanes_i8(q), a0);
-            a1 = _mm256_fmadd_ps(wr, lanes_i8(q + 8), a1);
-            a2 = _mm256_fmadd_ps(wr, lanes_i8(q + 16), a2);
-            a3 = _mm256_fmadd_ps(wr, lanes_i8(q + 24), a3);
-        }
-        _mm256_storeu_ps(y + j, a0);
-        _mm256_storeu_ps(y + j + 8, a1);
-        _mm256_storeu_ps(y + j + 16, a2);
-        _mm256_storeu_ps(y + j + 24, a3);
-    }
-    for (; j + 8 <= n; j += 8) {
-        __m256 a = _mm256_loadu_ps(y + j);
-        for (int r = 0; r < nrows; r++)
-            a = _mm256_fmadd_ps(_mm256_set1_ps(w[r] * scale[r]),
-                                lanes_i8(rows + (size_t)r * ld + j), a);
-        _mm256_storeu_ps(y + j, a);
-    }
-    for (; j < n; j++)
-        for (int r = 0; r < nrows; r++)
-            y[j] = fmaf(w[r] * scale[r], (float)rows[(size_t)r * ld + (size_t)j], y[j]);
 }
 
 static const lb_kernel_set avx2_set = {
