@@ -84,6 +84,21 @@ GEMM_TILE(AVX2, tile_4x1, 4, 1)
 GEMM_TILE(AVX2, tile_8x1, 8, 1)
 GEMM_TILE(AVX2, tile_1x1, 1, 1)
 
+/* Several tokens: the first token tile over a block of four rows waits on its weights, which
+ * come from memory, while the later tiles find them in L1. So while a block's tiles run,
+ * each asks for a share of the next block's rows: they arrive behind work that does not wait
+ * on them (about 1.25x on rows of 768 columns, in-process A/B). Only for blocks of at most
+ * half of L1: with wider rows the next block would push out the current one (0.9x at 2048). */
+#define F32_PREFETCH_MAX_BYTES (16 * 1024)
+
+AVX2 static inline void prefetch_share(const char *block, size_t bytes, int share, int shares)
+{
+    size_t per = (bytes / (size_t)shares + 63) & ~(size_t)63;
+    size_t end = share == shares - 1 ? bytes : (size_t)(share + 1) * per;
+    for (size_t off = (size_t)share * per; off < end; off += 64)
+        _mm_prefetch(block + off, _MM_HINT_T0);
+}
+
 AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
                           int nt, int64_t n, float *y, size_t ldy)
 {
@@ -91,11 +106,20 @@ AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, 
     if (nt == 1)
         for (; r + 8 <= rows; r += 8)
             tile_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy);
+    const size_t block_bytes = 4 * ldw * sizeof(float);
+    const int tiles = (nt + 2) / 3;
+    const bool ahead = nt > 1 && block_bytes <= F32_PREFETCH_MAX_BYTES;
     for (; r + 4 <= rows; r += 4) {
         const float *wr = w + (size_t)r * ldw;
+        const char *next = r + 8 <= rows ? (const char *)(wr + 4 * ldw) : NULL;
         int t = 0;
-        for (; t + 3 <= nt; t += 3)
+        for (; t + 3 <= nt; t += 3) {
+            if (ahead && next)
+                prefetch_share(next, block_bytes, t / 3, tiles);
             tile_4x3(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+        }
+        if (ahead && next && t < nt)
+            prefetch_share(next, block_bytes, tiles - 1, tiles);
         if (nt - t == 2)
             tile_4x2(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
         else if (nt - t == 1)
