@@ -50,17 +50,22 @@ AVX2 static inline float f32_finish(__m256 acc, const float *w, const float *x, 
     return s;
 }
 
-/* R rows × T tokens, the R·T chains in registers; the GEMM_TILE_ARGS are gemm_f32's. */
-#define GEMM_TILE(TARGET, name, R, T)                                                       \
+/* R rows × T tokens, the R·T chains in registers; the GEMM_TILE_ARGS are gemm_f32's. With
+ * AHEAD, the loop also asks for the row at `ahead`, one line every other step, so that a row
+ * as wide as the tile's arrives while it runs. */
+#define GEMM_TILE(TARGET, name, R, T, AHEAD)                                                \
     TARGET static void name(const float *w, size_t ldw, const float *x, size_t ldx,          \
-                            int64_t n, float *y, size_t ldy)                                 \
+                            int64_t n, float *y, size_t ldy, const float *ahead)             \
     {                                                                                        \
+        (void)ahead;                                                                         \
         __m256 acc[R][T];                                                                    \
         for (int r = 0; r < (R); r++)                                                        \
             for (int t = 0; t < (T); t++)                                                    \
                 acc[r][t] = _mm256_setzero_ps();                                             \
         int64_t i = 0;                                                                       \
         for (; i + 8 <= n; i += 8) {                                                         \
+            if (AHEAD)                                                                       \
+                _mm_prefetch((const char *)(ahead + i), _MM_HINT_T0);                        \
             __m256 xv[T];                                                                    \
             for (int t = 0; t < (T); t++)                                                    \
                 xv[t] = _mm256_loadu_ps(x + (size_t)t * ldx + i);                            \
@@ -77,58 +82,45 @@ AVX2 static inline float f32_finish(__m256 acc, const float *w, const float *x, 
     }
 
 /* 4 × 3: twelve chains, three activation and one weight register of the sixteen. */
-GEMM_TILE(AVX2, tile_4x3, 4, 3)
-GEMM_TILE(AVX2, tile_4x2, 4, 2)
-GEMM_TILE(AVX2, tile_4x1, 4, 1)
+GEMM_TILE(AVX2, tile_4x3, 4, 3, 0)
+GEMM_TILE(AVX2, tile_4x3_ahead, 4, 3, 1)
+GEMM_TILE(AVX2, tile_4x2, 4, 2, 0)
+GEMM_TILE(AVX2, tile_4x1, 4, 1, 0)
 /* One token (decode): eight rows' chains side by side, enough loads in flight to stream. */
-GEMM_TILE(AVX2, tile_8x1, 8, 1)
-GEMM_TILE(AVX2, tile_1x1, 1, 1)
+GEMM_TILE(AVX2, tile_8x1, 8, 1, 0)
+GEMM_TILE(AVX2, tile_1x1, 1, 1, 0)
 
 /* Several tokens: the first token tile over a block of four rows waits on its weights, which
- * come from memory, while the later tiles find them in L1. So while a block's tiles run,
- * each asks for a share of the next block's rows: they arrive behind work that does not wait
- * on them (about 1.25x on rows of 768 columns, in-process A/B). Only for blocks of at most
- * half of L1: with wider rows the next block would push out the current one (0.9x at 2048). */
-#define F32_PREFETCH_MAX_BYTES (16 * 1024)
-
-AVX2 static inline void prefetch_share(const char *block, size_t bytes, int share, int shares)
-{
-    size_t per = (bytes / (size_t)shares + 63) & ~(size_t)63;
-    size_t end = share == shares - 1 ? bytes : (size_t)(share + 1) * per;
-    for (size_t off = (size_t)share * per; off < end; off += 64)
-        _mm_prefetch(block + off, _MM_HINT_T0);
-}
-
+ * come from memory, while the later tiles find them in L1. So the first four tiles of a block
+ * each fetch one row of the next block as they run: the rows arrive behind work that does
+ * not wait on them. */
 AVX2 static void gemm_f32(const float *w, size_t ldw, int rows, const float *x, size_t ldx,
                           int nt, int64_t n, float *y, size_t ldy)
 {
     int r = 0;
     if (nt == 1)
         for (; r + 8 <= rows; r += 8)
-            tile_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy);
-    const size_t block_bytes = 4 * ldw * sizeof(float);
-    const int tiles = (nt + 2) / 3;
-    const bool ahead = nt > 1 && block_bytes <= F32_PREFETCH_MAX_BYTES;
+            tile_8x1(w + (size_t)r * ldw, ldw, x, ldx, n, y + r, ldy, NULL);
     for (; r + 4 <= rows; r += 4) {
         const float *wr = w + (size_t)r * ldw;
-        const char *next = r + 8 <= rows ? (const char *)(wr + 4 * ldw) : NULL;
         int t = 0;
         for (; t + 3 <= nt; t += 3) {
-            if (ahead && next)
-                prefetch_share(next, block_bytes, t / 3, tiles);
-            tile_4x3(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+            if (t / 3 < 4 && r + 8 <= rows)
+                tile_4x3_ahead(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r,
+                               ldy, wr + (size_t)(4 + t / 3) * ldw);
+            else
+                tile_4x3(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy,
+                         NULL);
         }
-        if (ahead && next && t < nt)
-            prefetch_share(next, block_bytes, tiles - 1, tiles);
         if (nt - t == 2)
-            tile_4x2(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+            tile_4x2(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy, NULL);
         else if (nt - t == 1)
-            tile_4x1(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy);
+            tile_4x1(wr, ldw, x + (size_t)t * ldx, ldx, n, y + (size_t)t * ldy + r, ldy, NULL);
     }
     for (; r < rows; r++)
         for (int t = 0; t < nt; t++)
             tile_1x1(w + (size_t)r * ldw, ldw, x + (size_t)t * ldx, ldx, n,
-                     y + (size_t)t * ldy + r, ldy);
+                     y + (size_t)t * ldy + r, ldy, NULL);
 }
 
 AVX2 static inline float dot_f16_inline(const void *row, const float *x, int64_t n)
