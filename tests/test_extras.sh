@@ -40,4 +40,25 @@ out=$("$BIN" report --help 2>&1) && expect_contains "report through the module" 
   fail "report --help: $out"
 expect_error "runs through the module reads its arguments" "no such results database" -- \
   "$BIN" runs list --db "$SCRATCH/none.db"
+# 4. An installed tree: the program in bin/, the module in lib*/lowbit/, found there and still
+# found when the whole tree moves; without it the error names both places looked in.
+BUILD_DIR=$(dirname "$BIN")
+if cmake --install "$BUILD_DIR" --prefix "$SCRATCH/prefix" >"$SCRATCH/install.log" 2>&1; then
+  module=$(find "$SCRATCH/prefix" -name lowbit-extras.so)
+  case "$module" in
+    "$SCRATCH"/prefix/lib*/lowbit/lowbit-extras.so) pass "install puts the module in lib/lowbit" ;;
+    *) fail "installed module at [$module], expected under lib*/lowbit" ;;
+  esac
+  mv "$SCRATCH/prefix" "$SCRATCH/moved"
+  out=$("$SCRATCH/moved/bin/lowbit" report --help 2>&1) &&
+    expect_contains "the installed program opens the installed module" "$out" "usage: lowbit report" ||
+    fail "installed report --help: $out"
+  out=$("$SCRATCH/moved/bin/lowbit" generate -m "$MODEL" -n 15 --temp 0 2>/dev/null)
+  expect_eq "the installed program runs a model" "$out" "$LILY"
+  rm -f "${module/prefix/moved}"
+  expect_error "installed tree without its module" "^lowbit serve: cannot open $SCRATCH/moved/bin/lowbit-extras.so \(this command needs it; nor is it at $SCRATCH/moved/bin/\.\./lib[^ ]*/lowbit/lowbit-extras.so\): .*No such file" -- \
+    "$SCRATCH/moved/bin/lowbit" serve --help
+else
+  fail "cmake --install failed: $(cat "$SCRATCH/install.log")"
+fi
 finish

@@ -2,7 +2,8 @@
  * and pango, SQLite, libyaml, libcurl, OpenBLAS/LAPACK, MPI) and the commands built on it.
  * The program opens it on first use, so that the commands that only run models (generate,
  * bench, perplexity, ...) start without those libraries in memory. It is looked for beside
- * the program, or where LOWBIT_EXTRAS names it. */
+ * the program (a build tree), then in ../lib/lowbit from the program's directory (an installed
+ * tree: `cmake --install`), or only where LOWBIT_EXTRAS names it. */
 #ifndef LB_EXTRAS_H
 #define LB_EXTRAS_H
 
