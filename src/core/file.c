@@ -15,7 +15,8 @@ int lb_map_file(const char *path, lb_mapping *map, lb_error *err)
 {
     map->data = NULL;
     map->size = 0;
-    int fd = open(path, O_RDONLY);
+    map->fd = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return lb_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -31,6 +32,8 @@ int lb_map_file(const char *path, lb_mapping *map, lb_error *err)
         }
         map->data = p;
         map->size = (size_t)st.st_size;
+        map->fd = fd;
+        return 0;
     }
     close(fd);
     return 0;
@@ -38,10 +41,36 @@ int lb_map_file(const char *path, lb_mapping *map, lb_error *err)
 
 void lb_unmap(lb_mapping *map)
 {
-    if (map->data)
+    if (map->data) {
         munmap(map->data, map->size);
+        close(map->fd);
+    }
     map->data = NULL;
     map->size = 0;
+    map->fd = -1;
+}
+
+bool lb_mapping_holds(const lb_mapping *map, const void *at, size_t n)
+{
+    uintptr_t lo = (uintptr_t)map->data, p = (uintptr_t)at;
+    return map->data && p >= lo && p - lo <= map->size && n <= map->size - (p - lo);
+}
+
+int lb_mapping_read(const lb_mapping *map, const void *at, void *dst, size_t n)
+{
+    if (!lb_mapping_holds(map, at, n))
+        return -1;
+    off_t from = (off_t)((uintptr_t)at - (uintptr_t)map->data);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(map->fd, (char *)dst + done, n - done, from + (off_t)done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        done += (size_t)got;
+    }
+    return 0;
 }
 
 int lb_read_file(const char *path, size_t max_bytes, char **data, size_t *len, lb_error *err)

@@ -12,10 +12,19 @@
 typedef struct {
     void *data;   /* NULL for an empty file */
     size_t size;
+    int fd;       /* the file, open while data is mapped (lb_mapping_read); else unused */
 } lb_mapping;
 
 int lb_map_file(const char *path, lb_mapping *map, lb_error *err);
+/* Unmaps and closes; nothing for a mapping whose data is NULL (empty, or handed over). */
 void lb_unmap(lb_mapping *map);
+/* True when [at, at + n) lies inside the mapping. */
+bool lb_mapping_holds(const lb_mapping *map, const void *at, size_t n);
+/* Copies n bytes of the mapping, those at address `at` inside it, into dst by reading the
+ * file instead of touching the mapped pages: bytes read once in a while (a few rows of a
+ * large table) then add nothing to the process's resident memory. -1 when [at, at + n) is
+ * not inside the mapping or the read fails; the caller can still read the mapping itself. */
+int lb_mapping_read(const lb_mapping *map, const void *at, void *dst, size_t n);
 
 /* Reads a whole file and NUL-terminates it (the terminator is not counted in *len).
  * Refuses files larger than max_bytes. */

@@ -12,8 +12,8 @@ void gpt2_embed(lb_engine *e, const lb_batch *b)
     float *pos_row = lb_malloc((size_t)dim * sizeof(float));
     for (int t = 0; t < b->n; t++) {
         float *x = e->x + (size_t)t * dim;
-        lb_tensor_get_row(m->tok_embd, b->token[t], x);
-        lb_tensor_get_row(m->pos_embd, b->pos[t], pos_row);
+        lb_model_get_row(m, m->tok_embd, b->token[t], x);
+        lb_model_get_row(m, m->pos_embd, b->pos[t], pos_row);
         op_add(x, pos_row, (size_t)dim);
     }
     free(pos_row);

@@ -8,7 +8,7 @@ void llama_embed(lb_engine *e, const lb_batch *b)
     const lb_model *m = e->m;
     int dim = m->cfg.dim;
     for (int t = 0; t < b->n; t++)
-        lb_tensor_get_row(m->tok_embd, b->token[t], e->x + (size_t)t * dim);
+        lb_model_get_row(m, m->tok_embd, b->token[t], e->x + (size_t)t * dim);
 }
 
 /* The block from point `from` to point `to` (see lb_engine_block_part): each case begins

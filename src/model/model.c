@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/strmap.h"
+#include "tensor/repack.h"
 
 lb_model *lb_model_new(const char *path, const char *format)
 {
@@ -45,6 +46,34 @@ void lb_model_own_map(lb_model *m, const lb_mapping *map)
 {
     m->maps = lb_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof(lb_mapping));
     m->maps[m->n_maps++] = *map;
+}
+
+void lb_model_get_row(const lb_model *m, const lb_tensor *t, int64_t r, float *dst)
+{
+    size_t rb = lb_tensor_row_bytes(t);
+    const char *row = (const char *)t->data + (size_t)r * rb;
+    if (!lb_tensor_packed(t) && !t->qlayout && lb_type_traits_of(t->type)->to_float)
+        for (int i = 0; i < m->n_maps; i++) {
+            if (!lb_mapping_holds(&m->maps[i], row, rb))
+                continue;
+            if (t->type == LB_TYPE_F32) {   /* the row is its own fp32 values */
+                if (lb_mapping_read(&m->maps[i], row, dst, rb) == 0)
+                    return;
+                break;
+            }
+            uint8_t small[16384];
+            void *bytes = rb <= sizeof small ? small : lb_malloc(rb);
+            int rc = lb_mapping_read(&m->maps[i], row, bytes, rb);
+            if (rc == 0)
+                lb_type_traits_of(t->type)->to_float(bytes, dst, t->ne[0]);
+            if (bytes != small)
+                free(bytes);
+            if (rc == 0)
+                return;
+            break;
+        }
+    /* not in a mapping, or the read failed: the mapped bytes themselves */
+    lb_tensor_get_row(t, r, dst);
 }
 
 int lb_model_add_tensor(lb_model *m, const lb_tensor *t)

@@ -105,6 +105,11 @@ typedef struct {
 int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err);
 void lb_model_free(lb_model *m);
 
+/* Row r of t as fp32, as lb_tensor_get_row; but a row whose bytes are still those of the
+ * mapped file (an embedding table of its own) is read from the file, not through the mapping:
+ * the rows a long run looks up, a page or more each, would otherwise stay resident. */
+void lb_model_get_row(const lb_model *m, const lb_tensor *t, int64_t r, float *dst);
+
 /* Helpers for loaders. */
 lb_model *lb_model_new(const char *path, const char *format);
 lb_tensor *lb_model_find(const lb_model *m, const char *name);

@@ -7,6 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Norm weights and biases, one row each, are read by every forward pass. In the mapped file
+ * they sit between the large matrices, so each read maps the page around it, or a whole 2 MiB
+ * when the kernel keeps that part of the file in a huge page. Read from the file into the
+ * heap once, they cost their own few KiB and leave the mapped pages alone. */
+static void own_vectors(lb_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        lb_tensor *t = &m->tensors[i];
+        if (t->n_dims != 1 || !t->data || t->nbytes == 0)
+            continue;
+        for (int k = 0; k < m->n_maps; k++)
+            if (lb_mapping_holds(&m->maps[k], t->data, t->nbytes)) {
+                void *copy = lb_malloc(t->nbytes);
+                if (lb_mapping_read(&m->maps[k], t->data, copy, t->nbytes))
+                    memcpy(copy, t->data, t->nbytes);
+                lb_model_own(m, copy);
+                t->data = copy;
+                break;
+            }
+    }
+}
+
 static int load(const char *path, const lb_load_options *opts, lb_model **out, lb_error *err)
 {
     *out = NULL;
@@ -37,5 +59,6 @@ int lb_model_load(const char *path, const lb_load_options *opts, lb_model **out,
     if (load(path, opts, out, err))
         return -1;
     lb_model_repack(*out);
+    own_vectors(*out);
     return 0;
 }

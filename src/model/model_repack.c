@@ -22,8 +22,7 @@ static void release_pages(const lb_model *m, const void *p, size_t n)
     if (end <= start)
         return;
     for (int i = 0; i < m->n_maps; i++) {
-        uintptr_t lo = (uintptr_t)m->maps[i].data, hi = lo + m->maps[i].size;
-        if (m->maps[i].data && (uintptr_t)p >= lo && (uintptr_t)p + n <= hi) {
+        if (lb_mapping_holds(&m->maps[i], p, n)) {
             madvise((void *)start, end - start, MADV_DONTNEED);
             return;
         }
