@@ -519,6 +519,114 @@ static void test_attention_rows(void)
     CHECK(failures == 0, "attention row kernels: %d mismatches", failures);
 }
 
+/* ulps between a float and the exact value (in double) */
+static double ulps(float got, double exact)
+{
+    float e = (float)exact;
+    double ulp = (double)nextafterf(fabsf(e), INFINITY) - (double)fabsf(e);
+    return fabs((double)got - exact) / ulp;
+}
+
+/* The exp recipe: the same bits at every level (tails and the eight lanes' sum included),
+ * within a few ulp of e^x wherever it does not flush to 0 or overflow, the edges as
+ * documented; SwiGLU's gate the same bits at every level and close to the formula. */
+static void test_exp_kernels(void)
+{
+    const lb_kernel_set *levels[] = {lb_kernels_level("avx2"), lb_kernels_level("avx512")};
+    enum { N = 1 << 16 };
+    static float x[N], y0[N], y1[N], up[N];
+    /* accuracy of the recipe (scalar level), over a sweep of the whole range */
+    double worst = 0, worst_at = 0;
+    const int sweep = 4000000;
+    for (int i = 0; i < sweep; i += N) {
+        int m = sweep - i < N ? sweep - i : N;
+        for (int j = 0; j < m; j++)
+            y0[j] = x[j] = LB_EXP_LO + (LB_EXP_HI - LB_EXP_LO) * (float)(i + j) / (float)sweep;
+        lb_kernels_scalar.exp_sum(y0, m, 0.0f);
+        for (int j = 0; j < m; j++) {
+            double u = ulps(y0[j], exp((double)x[j]));
+            if (u > worst) {
+                worst = u;
+                worst_at = x[j];
+            }
+        }
+    }
+    printf("exp recipe: at most %.2f ulp from e^x (at x = %.6g)\n", worst, worst_at);
+    CHECK(worst <= 1.5, "exp is %.2f ulp off at x = %.9g", worst, worst_at);
+
+    /* edges */
+    float edge[] = {-INFINITY, -1000.0f, nextafterf(LB_EXP_LO, -INFINITY), LB_EXP_LO, -1.0f,
+                    -0.0f, 0.0f, 1e-30f, 1.0f, LB_EXP_HI, nextafterf(LB_EXP_HI, INFINITY),
+                    1000.0f, INFINITY, NAN};
+    int ne = (int)(sizeof edge / sizeof edge[0]);
+    memcpy(y0, edge, sizeof edge);
+    lb_kernels_scalar.exp_sum(y0, ne, 0.0f);
+    CHECK(y0[0] == 0 && y0[1] == 0 && y0[2] == 0, "below the range: %g %g %g", (double)y0[0],
+          (double)y0[1], (double)y0[2]);
+    CHECK(y0[3] > 0 && y0[5] == 1.0f && y0[6] == 1.0f && y0[7] == 1.0f,
+          "e^lo %g, e^-0 %g, e^0 %g, e^1e-30 %g", (double)y0[3], (double)y0[5], (double)y0[6],
+          (double)y0[7]);
+    CHECK(isfinite(y0[9]) && isinf(y0[10]) && isinf(y0[11]) && isinf(y0[12]) && isnan(y0[13]),
+          "e^hi %g, above %g %g %g, NaN %g", (double)y0[9], (double)y0[10], (double)y0[11],
+          (double)y0[12], (double)y0[13]);
+
+    /* every level against the scalar one: random sizes (the tails), shifted by a max */
+    lb_rng rng;
+    lb_rng_seed(&rng, 77);
+    for (int l = 0; l < 2; l++) {
+        if (!levels[l])
+            continue;
+        int bad = 0;
+        for (int trial = 0; trial < 200; trial++) {
+            int n = trial < 40 ? trial : (int)(lb_rng_next(&rng) % 3000);
+            float sub = (float)(lb_rng_uniform(&rng) * 20.0 - 10.0);
+            for (int j = 0; j < n; j++) {
+                x[j] = (float)(lb_rng_uniform(&rng) * 200.0 - 100.0);
+                up[j] = (float)(lb_rng_uniform(&rng) * 4.0 - 2.0);
+            }
+            if (n > ne)
+                memcpy(x + n - ne, edge, sizeof edge);   /* edges in the vector body or tail */
+            memcpy(y0, x, (size_t)n * sizeof(float));
+            memcpy(y1, x, (size_t)n * sizeof(float));
+            float s0 = lb_kernels_scalar.exp_sum(y0, n, sub);
+            float s1 = levels[l]->exp_sum(y1, n, sub);
+            bool same = memcmp(&s0, &s1, sizeof s0) == 0 || (isnan(s0) && isnan(s1));
+            for (int j = 0; j < n; j++)
+                same &= memcmp(&y0[j], &y1[j], sizeof y0[j]) == 0 || (isnan(y0[j]) && isnan(y1[j]));
+            memcpy(y0, x, (size_t)n * sizeof(float));
+            memcpy(y1, x, (size_t)n * sizeof(float));
+            lb_kernels_scalar.silu_mul(y0, up, n);
+            levels[l]->silu_mul(y1, up, n);
+            for (int j = 0; j < n; j++)
+                same &= memcmp(&y0[j], &y1[j], sizeof y0[j]) == 0 || (isnan(y0[j]) && isnan(y1[j]));
+            bad += !same;
+        }
+        CHECK(bad == 0, "%s: exp_sum or silu_mul differs from the scalar level in %d of 200 "
+              "vectors", levels[l]->name, bad);
+    }
+
+    /* the sum, and SwiGLU against the formula in double */
+    int n = 1000;
+    double sum = 0, worst_silu = 0;
+    for (int j = 0; j < n; j++) {
+        x[j] = (float)(lb_rng_uniform(&rng) * 30.0 - 20.0);
+        sum += exp((double)x[j] - 3.0);
+    }
+    memcpy(y0, x, (size_t)n * sizeof(float));
+    float s = lb_exp_sum(y0, n, 3.0f);
+    CHECK(fabs(s - sum) <= 1e-5 * sum, "sum %.9g, exactly %.9g", (double)s, sum);
+    for (int j = 0; j < n; j++)
+        up[j] = 1.0f;
+    memcpy(y0, x, (size_t)n * sizeof(float));
+    lb_silu_mul(y0, up, n);
+    for (int j = 0; j < n; j++) {
+        double g = x[j], want = g / (1.0 + exp(-g));
+        double err = fabs(y0[j] - want) / fmax(fabs(want), 1e-30);
+        worst_silu = err > worst_silu ? err : worst_silu;
+    }
+    CHECK(worst_silu < 1e-6, "silu relative error %.3g", worst_silu);
+}
+
 int main(void)
 {
     lb_kernels_init();
@@ -531,5 +639,6 @@ int main(void)
     test_half_rows();
     test_f32_gemm();
     test_attention_rows();
+    test_exp_kernels();
     return check_finish("test_kernels");
 }

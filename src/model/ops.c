@@ -83,10 +83,7 @@ void op_rope(const lb_engine *e, float *vecs, int n_heads, const lb_batch *b)
 
 void op_swiglu(float *gate, const float *up, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    lb_silu_mul(gate, up, (int64_t)count);
 }
 
 /* GPT-2's "gelu_new": the tanh approximation. */
@@ -242,12 +239,8 @@ static void attention_task(void *ctx, int task, int thread)
         h = hn;
     }
     for (int h = h0; h < h1; h++) {
-        float *sh = scores + (size_t)(h - h0) * e->n_ctx, sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sh[p] = expf(sh[p] - max[h - h0]);
-            sum += sh[p];
-        }
-        inv_sum[h - h0] = 1.0f / sum;
+        float *sh = scores + (size_t)(h - h0) * e->n_ctx;
+        inv_sum[h - h0] = 1.0f / lb_exp_sum(sh, pos + 1, max[h - h0]);
         memset(e->att + ((size_t)t * c->n_heads + h) * hd, 0, (size_t)hd * sizeof(float));
     }
     for (int h = h0; h < h1;) {
@@ -327,12 +320,7 @@ static inline void run_softmax_group(float *S, int ldk, int m, int p_first, int 
         for (int p = 0; p <= pos; p++)
             if (sr[p] > max)
                 max = sr[p];
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sr[p] = expf(sr[p] - max);
-            sum += sr[p];
-        }
-        float inv_sum = 1.0f / sum;
+        float inv_sum = 1.0f / lb_exp_sum(sr, pos + 1, max);
         for (int p = 0; p <= pos; p++)
             sr[p] *= inv_sum;
         for (int p = pos + 1; p < lim; p++)

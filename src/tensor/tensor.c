@@ -452,3 +452,15 @@ void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n)
     lb_kernels_init();
     g_kernels->f32_to_f16(src, dst, n);
 }
+
+float lb_exp_sum(float *x, int64_t n, float sub)
+{
+    lb_kernels_init();
+    return g_kernels->exp_sum(x, n, sub);
+}
+
+void lb_silu_mul(float *gate, const float *up, int64_t n)
+{
+    lb_kernels_init();
+    g_kernels->silu_mul(gate, up, n);
+}

@@ -143,5 +143,9 @@ void lb_rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, int nrows
 void lb_rows_axpy_q8(const float *w, const int8_t *rows, const float *scale, size_t ld, int nrows,
                      int64_t n, float *y);
 void lb_fp32_row_to_fp16(const float *src, uint16_t *dst, int64_t n);
+/* Softmax's exponentials in place, x[i] = e^(x[i] − sub), returning their sum; and SwiGLU's
+ * gate[i] = silu(gate[i]) · up[i]. One exp recipe at every kernel level (lb_kernel_set). */
+float lb_exp_sum(float *x, int64_t n, float sub);
+void lb_silu_mul(float *gate, const float *up, int64_t n);
 
 #endif

@@ -624,6 +624,75 @@ AVX2 static void rows_dot_q8(const int8_t *rows, const float *scale, size_t ld, 
     }
 }
 
+/* ---- exp (kernels.h's LB_EXP_* recipe) --------------------------------------------------
+ * Eight lanes of the scalar level's exp_recipe, step for step. The multiplies and adds are
+ * separate instructions: the file is compiled without contracting them (CMakeLists.txt), so
+ * no step is fused and the bits are the scalar level's. */
+AVX2 static inline __m256 exp_recipe8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(LB_EXP_LO), hi = _mm256_set1_ps(LB_EXP_HI);
+    /* max(lo, x) and min(hi, ·) return x itself when it is NaN, which then runs through */
+    __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(LB_EXP_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(LB_EXP_C1)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(LB_EXP_C2)));
+    __m256 y = _mm256_set1_ps(LB_EXP_P0);
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(LB_EXP_P1));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(LB_EXP_P2));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(LB_EXP_P3));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(LB_EXP_P4));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(LB_EXP_P5));
+    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, _mm256_mul_ps(r, r)), r),
+                      _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(126)), 23);
+    y = _mm256_mul_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), _mm256_set1_ps(2.0f));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+}
+
+AVX2 static float exp_sum(float *x, int64_t n, float sub)
+{
+    const __m256 s8 = _mm256_set1_ps(sub);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_recipe8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s8));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum_ps(acc);
+    if (i < n) {   /* the tail through the same lanes, then added in order */
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(tail, exp_recipe8(_mm256_sub_ps(_mm256_loadu_ps(tail), s8)));
+        memcpy(x + i, tail, (size_t)(n - i) * sizeof(float));
+        for (int k = 0; k < n - i; k++)
+            s += tail[k];
+    }
+    return s;
+}
+
+AVX2 static void silu_mul(float *gate, const float *up, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp_recipe8(_mm256_xor_ps(g, neg));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)),
+                                                 _mm256_loadu_ps(up + i)));
+    }
+    if (i < n) {
+        float g[8] = {0}, u[8] = {0};
+        memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+        silu_mul(g, u, 8);
+        memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 static const lb_kernel_set avx2_set = {
     "avx2", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -638,6 +707,8 @@ static const lb_kernel_set avx2_set = {
     rows_axpy_f16,
     rows_dot_q8,
     rows_axpy_q8,
+    exp_sum,
+    silu_mul,
 };
 const lb_kernel_set *const lb_kernels_avx2 = &avx2_set;
 

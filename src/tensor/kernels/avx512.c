@@ -275,6 +275,7 @@ static const lb_kernel_set avx512_set = {
     quantize_q8,
     0, 0,      /* AVX2's fp16 rows */
     0, 0, 0, 0, 0,   /* and attention's row kernels */
+    0, 0,            /* and the exp kernels */
 };
 const lb_kernel_set *const lb_kernels_avx512 = &avx512_set;
 

@@ -66,7 +66,34 @@ typedef struct {
                         const float *x, int64_t n, float *y);
     void (*rows_axpy_q8)(const float *w, const int8_t *rows, const float *scale, size_t ld,
                          int nrows, int64_t n, float *y);
+    /* Softmax's exponentials: x[i] = e^(x[i] − sub) in place for i < n, returning their sum.
+     * The exp is the one below (LB_EXP_*), so every level gives the same bits; the sum runs in
+     * eight lanes (element i of the whole eights in lane i mod 8, the lanes then combined as
+     * ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)), the rest added after in order), the same at
+     * every level too. */
+    float (*exp_sum)(float *x, int64_t n, float sub);
+    /* SwiGLU: gate[i] = gate[i] / (1 + e^(−gate[i])) · up[i], with the same exp. */
+    void (*silu_mul)(float *gate, const float *up, int64_t n);
 } lb_kernel_set;
+
+/* The exp of exp_sum and silu_mul, one recipe at every level: n = round-half-even(x · log2 e),
+ * r = (x − n · C1) − n · C2 (C1 + C2 = ln 2, C1 short enough that n · C1 is exact), then
+ * e^r ≈ ((((P0·r + P1)·r + P2)·r + P3)·r + P4)·r + P5) · r² + r + 1 (Cephes' expf
+ * coefficients), times 2^(n−1) and then 2 (so that n = 128 stays a normal power of two).
+ * Every step is a separate IEEE multiply or add (never fused), hence the same bits at every
+ * level. Below LB_EXP_LO the result is 0, above LB_EXP_HI +inf, a NaN stays NaN; between, it
+ * is within a few ulp of e^x (test_kernels measures it). */
+#define LB_EXP_LO (-86.5f)
+#define LB_EXP_HI 88.72f
+#define LB_EXP_LOG2E 1.44269504088896341f
+#define LB_EXP_C1 0.693359375f
+#define LB_EXP_C2 (-2.12194440e-4f)
+#define LB_EXP_P0 1.9875691500e-4f
+#define LB_EXP_P1 1.3981999507e-3f
+#define LB_EXP_P2 8.3334519073e-3f
+#define LB_EXP_P3 4.1665795894e-2f
+#define LB_EXP_P4 1.6666665459e-1f
+#define LB_EXP_P5 5.0000001201e-1f
 
 /* Tokens per tile of the group formats' multi-token block dots (qdot_tile). */
 #define LB_QTILE 4

@@ -312,6 +312,56 @@ static void rows_axpy_q8(const float *w, const int8_t *rows, const float *scale,
     }
 }
 
+/* LB_EXP_*'s recipe, each step its own rounding: the file is compiled without contraction
+ * of multiplies and adds into fused ones (CMakeLists.txt), as the AVX2 level never fuses. */
+static inline float exp_recipe(float x)
+{
+    if (x != x)
+        return x;
+    if (x < LB_EXP_LO)
+        return 0.0f;
+    if (x > LB_EXP_HI)
+        return INFINITY;
+    float n = nearbyintf(x * LB_EXP_LOG2E);
+    float r = x - n * LB_EXP_C1;
+    r = r - n * LB_EXP_C2;
+    float y = LB_EXP_P0;
+    y = y * r + LB_EXP_P1;
+    y = y * r + LB_EXP_P2;
+    y = y * r + LB_EXP_P3;
+    y = y * r + LB_EXP_P4;
+    y = y * r + LB_EXP_P5;
+    y = y * (r * r) + r + 1.0f;
+    union {
+        uint32_t u;
+        float f;
+    } half_scale = {(uint32_t)((int32_t)n + 126) << 23};   /* 2^(n - 1) */
+    return y * half_scale.f * 2.0f;
+}
+
+static float exp_sum(float *x, int64_t n, float sub)
+{
+    float lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            x[i + k] = exp_recipe(x[i + k] - sub);
+            lane[k] += x[i + k];
+        }
+    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (; i < n; i++) {
+        x[i] = exp_recipe(x[i] - sub);
+        s += x[i];
+    }
+    return s;
+}
+
+static void silu_mul(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + exp_recipe(-gate[i])) * up[i];
+}
+
 const lb_kernel_set lb_kernels_scalar = {
     "scalar", dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_1, gemm_f32,
     {[2] = qdot2, [3] = qdot3, [4] = qdot4, [8] = qdot8},
@@ -326,4 +376,6 @@ const lb_kernel_set lb_kernels_scalar = {
     rows_axpy_f16,
     rows_dot_q8,
     rows_axpy_q8,
+    exp_sum,
+    silu_mul,
 };
