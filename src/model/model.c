@@ -52,26 +52,25 @@ void lb_model_get_row(const lb_model *m, const lb_tensor *t, int64_t r, float *d
 {
     size_t rb = lb_tensor_row_bytes(t);
     const char *row = (const char *)t->data + (size_t)r * rb;
-    if (!lb_tensor_packed(t) && !t->qlayout && lb_type_traits_of(t->type)->to_float)
-        for (int i = 0; i < m->n_maps; i++) {
-            if (!lb_mapping_holds(&m->maps[i], row, rb))
-                continue;
-            if (t->type == LB_TYPE_F32) {   /* the row is its own fp32 values */
-                if (lb_mapping_read(&m->maps[i], row, dst, rb) == 0)
-                    return;
-                break;
-            }
-            uint8_t small[16384];
-            void *bytes = rb <= sizeof small ? small : lb_malloc(rb);
-            int rc = lb_mapping_read(&m->maps[i], row, bytes, rb);
-            if (rc == 0)
-                lb_type_traits_of(t->type)->to_float(bytes, dst, t->ne[0]);
-            if (bytes != small)
-                free(bytes);
-            if (rc == 0)
-                return;
-            break;
-        }
+    lb_to_float_fn to_float = lb_type_traits_of(t->type)->to_float;
+    const lb_mapping *map = NULL;
+    if (!lb_tensor_packed(t) && !t->qlayout && to_float)
+        for (int i = 0; i < m->n_maps && !map; i++)
+            if (lb_mapping_holds(&m->maps[i], row, rb))
+                map = &m->maps[i];
+    if (map && t->type == LB_TYPE_F32 && lb_mapping_read(map, row, dst, rb) == 0)
+        return;   /* the row is its own fp32 values */
+    if (map && t->type != LB_TYPE_F32) {
+        uint8_t small[16384];
+        void *bytes = rb <= sizeof small ? small : lb_malloc(rb);
+        bool read = lb_mapping_read(map, row, bytes, rb) == 0;
+        if (read)
+            to_float(bytes, dst, t->ne[0]);
+        if (bytes != small)
+            free(bytes);
+        if (read)
+            return;
+    }
     /* not in a mapping, or the read failed: the mapped bytes themselves */
     lb_tensor_get_row(t, r, dst);
 }
