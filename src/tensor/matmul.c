@@ -53,6 +53,10 @@ typedef struct {
 #define TOKEN_TILE 8
 /* F32 weights: a multiple of the AVX2 tile's three tokens and the AVX-512 tile's six. */
 #define F32_TOKEN_TILE 12
+/* F32 weights: a decode batch of up to this many tokens goes over each slice of rows in one
+ * pass rather than in tiles of F32_TOKEN_TILE, the rows read once from L2 instead of twice
+ * (batch 16: 1.05x on 110M, 1.06x on 15M, interleaved A/B). */
+#define F32_ONE_PASS 16
 /* F32 weights: the rows all of a batch's token tiles go over before the next rows, sized to
  * stay in a core's L2 cache. */
 #define F32_SLICE_BYTES (256 * 1024)
@@ -293,8 +297,9 @@ static void matmul_task(void *ctx, int task, int thread)
         for (int64_t s0 = r0; s0 < r1; s0 += slice) {
             int rows = (int)(r1 - s0 < slice ? r1 - s0 : slice);
             const float *w = (const float *)(const void *)base + (size_t)s0 * (size_t)in;
-            for (int t0 = 0; t0 < j->n; t0 += F32_TOKEN_TILE) {
-                int nt = j->n - t0 < F32_TOKEN_TILE ? j->n - t0 : F32_TOKEN_TILE;
+            int tile = j->n <= F32_ONE_PASS ? j->n : F32_TOKEN_TILE;
+            for (int t0 = 0; t0 < j->n; t0 += tile) {
+                int nt = j->n - t0 < tile ? j->n - t0 : tile;
                 j->gemm(w, (size_t)in, rows, j->x + (size_t)t0 * (size_t)in, (size_t)in, nt, in,
                         j->y + (size_t)t0 * (size_t)out + (size_t)s0, (size_t)out);
             }
