@@ -1,13 +1,15 @@
 /* What a loaded model keeps mapped: the rows of an embedding table of its own are read from
  * the file (lb_model_get_row), the same values as through the mapping but without making the
- * table's pages resident; norm weights are copied out of the mapping at load. Synthetic Llama
- * models (lb_synth_write) with stories260K's vocabulary, a Q8_0 one whose 512 × 2048 table
- * covers 1.1 MB of the file, and an F32 one. */
+ * table's pages resident; norm weights are copied out of the mapping at load; the file
+ * descriptor a mapping keeps for those reads is closed with the model, and by a load that
+ * fails. Synthetic Llama models (lb_synth_write) with stories260K's vocabulary, a Q8_0 one
+ * whose 512 × 2048 table covers 1.1 MB of the file, and an F32 one. */
 #include "check.h"
 #include "core/file.h"
 #include "model/model.h"
 #include "model/synth.h"
 
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +25,45 @@ static long rss_file_kib(void)
     if (f)
         fclose(f);
     return kib;
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Loads that succeed and loads that fail past the mapping leave no descriptor behind. */
+static void check_descriptors(const char *good, const char *tmp)
+{
+    char cut[4096];
+    snprintf(cut, sizeof cut, "%s/test_resident.%d.cut.gguf", tmp, (int)getpid());
+    FILE *in = fopen(good, "rb"), *out = fopen(cut, "wb");
+    char buf[4096];
+    size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;   /* the header, none of the tensors */
+    if (out)
+        fwrite(buf, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    int before = open_fds(), failed = 0;
+    for (int i = 0; i < 20; i++) {
+        lb_model *m = NULL;
+        lb_error err;
+        if (lb_model_load(good, NULL, &m, &err) == 0)
+            lb_model_free(m);
+        failed += lb_model_load(cut, NULL, &m, &err) != 0;
+    }
+    CHECK(failed == 20, "a truncated file loaded");
+    CHECK(open_fds() == before, "20 loads and 20 failed loads left %d descriptors open",
+          open_fds() - before);
+    unlink(cut);
 }
 
 static bool in_a_map(const lb_model *m, const lb_tensor *t)
@@ -98,6 +139,7 @@ int main(void)
     CHECK(lb_model_load(src, NULL, &s260, &err) == 0, "load stories260K: %s", err.msg);
     if (!s260)
         return check_finish("test_resident");
+    check_descriptors(src, tmp);
     check_model(s260->tok, LB_TYPE_Q8_0, 2048, path, true);
     check_model(s260->tok, LB_TYPE_F32, 256, path, false);
     lb_model_free(s260);
