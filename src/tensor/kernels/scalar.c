@@ -348,7 +348,8 @@ static float exp_sum(float *x, int64_t n, float sub)
             x[i + k] = exp_recipe(x[i + k] - sub);
             lane[k] += x[i + k];
         }
-    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+              ((lane[1] + lane[5]) + (lane[3] + lane[7]));
     for (; i < n; i++) {
         x[i] = exp_recipe(x[i] - sub);
         s += x[i];
